@@ -1,0 +1,1 @@
+"""Pilothouse apiclient package (see ../shared/DESIGN.md)."""

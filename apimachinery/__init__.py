@@ -1,0 +1,1 @@
+"""Pilothouse apimachinery package (see ../shared/DESIGN.md)."""

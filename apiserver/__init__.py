@@ -1,0 +1,1 @@
+"""Pilothouse apiserver package (see ../shared/DESIGN.md)."""

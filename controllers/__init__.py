@@ -1,0 +1,1 @@
+"""Pilothouse controllers package (see ../shared/DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""Pilothouse kubelet package (see ../shared/DESIGN.md)."""

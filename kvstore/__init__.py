@@ -1,0 +1,1 @@
+"""Pilothouse kvstore package (see ../shared/DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""Pilothouse pilot package (see ../shared/DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""Pilothouse proxy package (see ../shared/DESIGN.md)."""

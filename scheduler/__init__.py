@@ -1,0 +1,1 @@
+"""Pilothouse scheduler package (see ../shared/DESIGN.md)."""

@@ -1,0 +1,263 @@
+"""A store member process: flags, wiring of the layers, lease reaper, signals.
+
+    python -m kvstore --name m1 --data-dir DIR --listen-client http://127.0.0.1:2379 \\
+        --listen-peer 127.0.0.1:2380 \\
+        --initial-cluster m1=127.0.0.1:2380,m2=127.0.0.1:2381,m3=127.0.0.1:2382 \\
+        [--peer-secret-file F]
+
+Layers, bottom up: raft.RaftNode (consensus, journal) → machine.KVStateMachine → mvcc.MVCCStore
+(state) ; proposer.Proposer (group commit, read barriers) and watch.WatchHub bridge the Raft thread
+to the asyncio loop ; server.EtcdServer is the etcd v3 JSON API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from .errors import EtcdError
+from .lease import LeaseClock
+from .machine import KVStateMachine
+from .mvcc import MVCCStore
+from .proposer import Proposer
+from .raft import NOT_APPLIED, SUCCESS, UNKNOWN, RaftConfig, RaftNode
+from .server import EtcdServer, MemberIdentity
+from .watch import WatchHub
+
+log = logging.getLogger("kvstore")
+
+
+@dataclass(frozen=True, slots=True)
+class MemberConfig:
+    name: str
+    data_dir: str
+    client_host: str
+    client_port: int
+    peer_addr: str
+    initial_cluster: dict[str, str]  # name -> host:port
+    peer_secret: str
+    progress_interval: float
+    request_timeout: float
+    election_timeout: tuple[float, float]
+
+    @property
+    def client_url(self) -> str:
+        return f"http://{self.client_host}:{self.client_port}"
+
+
+def stable_id(*parts: str) -> int:
+    """A uint64 id derived from names, like etcd's member and cluster ids."""
+    return int.from_bytes(hashlib.sha256("\x00".join(parts).encode()).digest()[:8], "big")
+
+
+def _strip_scheme(addr: str) -> str:
+    return addr.split("://", 1)[1] if "://" in addr else addr
+
+
+def parse_cluster(spec: str) -> dict[str, str]:
+    members: dict[str, str] = {}
+    for item in filter(None, (p.strip() for p in spec.split(","))):
+        name, sep, addr = item.partition("=")
+        if not sep or not name or not addr:
+            raise ValueError(f"--initial-cluster entry {item!r} is not NAME=HOST:PORT")
+        members[name] = _strip_scheme(addr)
+    return members
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pilot kvstore", description="Run one member of the Pilothouse store "
+                                "(Raft-replicated MVCC key-value store speaking the etcd v3 JSON API).")
+    p.add_argument("--name", required=True, help="member name, as used in --initial-cluster")
+    p.add_argument("--data-dir", required=True, help="journal and snapshots (created 0700)")
+    p.add_argument("--listen-client", default="http://127.0.0.1:2379", help="URL of the etcd JSON API")
+    p.add_argument("--listen-peer", default=None, help="HOST:PORT for Raft peer traffic (default: this member's entry in --initial-cluster)")
+    p.add_argument("--initial-cluster", default=None, help="NAME=HOST:PORT,... of every member (1, 3 or 5)")
+    p.add_argument("--peer-secret-file", default=None, help="file holding the shared secret that authenticates and encrypts peer traffic")
+    p.add_argument("--watch-progress-notify-interval", type=float, default=600.0, help="seconds between progress notifications")
+    p.add_argument("--request-timeout", type=float, default=5.0, help="seconds before a write without an outcome fails")
+    p.add_argument("--election-timeout", default="0.4,0.8", help="min,max election timeout in seconds")
+    p.add_argument("--log-level", default=os.environ.get("PILOT_LOG_LEVEL", "INFO"))
+    return p
+
+
+def config_from_args(argv: list[str]) -> tuple[MemberConfig, str]:
+    args = build_parser().parse_args(argv)
+    client = urlsplit(args.listen_client if "://" in args.listen_client else "http://" + args.listen_client)
+    if client.scheme != "http" or not client.hostname or not client.port:
+        raise SystemExit(f"--listen-client must be http://HOST:PORT, got {args.listen_client!r}")
+    cluster = parse_cluster(args.initial_cluster) if args.initial_cluster else {}
+    peer = _strip_scheme(args.listen_peer) if args.listen_peer else cluster.get(args.name)
+    if peer is None:
+        raise SystemExit("--listen-peer is required when --initial-cluster does not name this member")
+    if not cluster:
+        cluster = {args.name: peer}
+    if cluster.get(args.name) != peer:
+        raise SystemExit(f"--initial-cluster says {args.name}={cluster.get(args.name)} but --listen-peer is {peer}")
+    if len(cluster) not in (1, 3, 5):
+        log.warning("a cluster of %d members tolerates no more failures than one of %d", len(cluster), len(cluster) - 1)
+    if args.peer_secret_file:
+        with open(args.peer_secret_file, encoding="utf-8") as f:
+            secret = f.read().strip()
+        if len(secret) < 16:
+            raise SystemExit("the peer secret must be at least 16 characters")
+    else:
+        # Without a secret file the members still need a shared password; derive one from the
+        # layout. That keeps a hand-started cluster working but protects only against strangers
+        # who do not know the member list: `pilot up` and compose always pass a random secret.
+        secret = "pilothouse-derived:" + ",".join(f"{n}={a}" for n, a in sorted(cluster.items()))
+        if len(cluster) > 1:
+            log.warning("no --peer-secret-file: peer traffic is keyed from the member list only; "
+                        "pass a random secret to authenticate peers")
+    low, _, high = args.election_timeout.partition(",")
+    cfg = MemberConfig(
+        name=args.name, data_dir=os.path.abspath(args.data_dir), client_host=client.hostname,
+        client_port=client.port, peer_addr=peer, initial_cluster=cluster, peer_secret=secret,
+        progress_interval=args.watch_progress_notify_interval, request_timeout=args.request_timeout,
+        election_timeout=(float(low), float(high or float(low) * 2)),
+    )
+    return cfg, args.log_level
+
+
+class JsonLogFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(), "logger": record.name, "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLogFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("pysyncobj").setLevel(logging.WARNING)
+
+
+class Member:
+    """All layers of one member, started and stopped together."""
+
+    def __init__(self, cfg: MemberConfig) -> None:
+        self.cfg = cfg
+        self.registry = CollectorRegistry()
+        self._leader_changes = Counter("etcd_server_leader_changes_seen_total", "Leader changes seen",
+                                       registry=self.registry)
+        self._proposals = Counter("etcd_server_proposals_committed_total", "Log entries committed by this member's proposals",
+                                  registry=self.registry)
+        self._fsync = Histogram("etcd_disk_wal_fsync_duration_seconds", "Journal fsync latency",
+                                registry=self.registry,
+                                buckets=(0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024))
+        self.leases = LeaseClock()
+        self.store = MVCCStore(lease_observer=self.leases.observe)
+        self.lock = threading.Lock()
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def _state_changed(self, is_leader: bool) -> None:
+        self._leader_changes.inc()
+        if is_leader:
+            self.leases.promote()
+
+    async def start(self) -> None:
+        cfg = self.cfg
+        loop = asyncio.get_running_loop()
+        self.hub = WatchHub(self.store, self.lock, loop)
+        machine = KVStateMachine(self.store, self.lock, self.hub.notify_threadsafe)
+        peers = tuple(cfg.initial_cluster.values())
+        self.raft = RaftNode(
+            RaftConfig(self_addr=cfg.peer_addr, peers=peers, data_dir=cfg.data_dir, secret=cfg.peer_secret,
+                       election_timeout=cfg.election_timeout),
+            machine, on_state_change=self._state_changed, on_fsync=self._fsync.observe)
+        self.proposer = Proposer(self.raft, success=SUCCESS, not_applied=NOT_APPLIED, unknown=UNKNOWN,
+                                 deadline=cfg.request_timeout, on_batch=lambda n: self._proposals.inc())
+        identity = MemberIdentity(
+            name=cfg.name, member_id=stable_id(cfg.name, cfg.peer_addr),
+            cluster_id=stable_id(*sorted(f"{n}={a}" for n, a in cfg.initial_cluster.items())),
+            client_url=cfg.client_url,
+            peers={addr: (name, stable_id(name, addr)) for name, addr in cfg.initial_cluster.items()},
+        )
+        self.server = EtcdServer(identity=identity, store=self.store, lock=self.lock, raft=self.raft,
+                                 proposer=self.proposer, hub=self.hub, leases=self.leases,
+                                 registry=self.registry, progress_interval=cfg.progress_interval)
+        self._runner = web.AppRunner(self.server.app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, cfg.client_host, cfg.client_port, reuse_address=True)
+        await site.start()
+        self._tasks.append(loop.create_task(self._reap_leases()))
+        log.info("member %s serving clients on %s, peers on %s", cfg.name, cfg.client_url, cfg.peer_addr)
+
+    async def _reap_leases(self) -> None:
+        """On the leader, propose the expiry of leases whose TTL ran out (see lease.py)."""
+        while True:
+            await asyncio.sleep(0.25)
+            if not self.raft.status()["is_leader"]:
+                continue
+            expired = self.leases.expired()
+            if not expired:
+                continue
+            with self.lock:
+                pairs = [[i, self.store.leases[i].seq] for i in expired if i in self.store.leases]
+            for lease_id in expired:
+                if not any(p[0] == lease_id for p in pairs):
+                    self.leases.observe(lease_id, None)
+            if pairs:
+                try:
+                    await self.proposer.submit({"op": "lease_expire", "leases": pairs})
+                except EtcdError as err:
+                    log.warning("lease expiry not committed: %s", err)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def wait(self) -> None:
+        await self._stop.wait()
+
+    async def stop(self) -> None:
+        self.server.closing.set()
+        await asyncio.sleep(0.1)  # let watch streams write their closing chunk
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.proposer.close()
+        await self._runner.cleanup()
+        await asyncio.get_running_loop().run_in_executor(None, self.raft.destroy_synchronous)
+
+
+async def run(cfg: MemberConfig) -> None:
+    member = Member(cfg)
+    await member.start()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, member.request_stop)
+    await member.wait()
+    log.info("member %s shutting down", cfg.name)
+    await member.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg, level = config_from_args(sys.argv[1:] if argv is None else argv)
+    setup_logging(level)
+    try:
+        import uvloop
+
+        uvloop.run(run(cfg))
+    except ImportError:  # pragma: no cover - uvloop is optional off Linux
+        asyncio.run(run(cfg))

@@ -326,6 +326,7 @@ class MVCCStore:
         writer = _TxnWriter(self)
         responses = writer.run(planned)
         writer.commit()
+        _stamp_write_revisions(responses, self.revision)
         if single:
             body = responses[0][1]
             body["revision"] = self.revision
@@ -552,6 +553,15 @@ class _TxnWriter:
         while store._events_base + len(store._events) < self.rev:
             store._events.append([])
         store._events.append(self.events)
+
+
+def _stamp_write_revisions(responses: list[list[Any]], revision: int) -> None:
+    """Put and delete responses inside a txn carry the txn's (final) revision in their header."""
+    for kind, body in responses:
+        if kind in ("put", "delete"):
+            body["revision"] = revision
+        elif kind == "txn":
+            _stamp_write_revisions(body["responses"], revision)
 
 
 def _passes_filters(kv: KeyValue, min_mod: int, max_mod: int, min_create: int, max_create: int) -> bool:

@@ -67,6 +67,10 @@ class WatchHub:
             if next_revision < store.compact_revision:
                 return WatchBatch([], next_revision, store.revision, store.compact_revision)
             upto = min(store.revision, next_revision + CATCH_UP_REVISIONS - 1)
+            if upto < next_revision:
+                # This member is behind the revision the watcher asked for (it resumed here after
+                # another member, or this one is still replaying its log): wait, never go back.
+                return WatchBatch([], next_revision, store.revision, 0)
             events = store.events_since(next_revision, key, range_end, upto=upto)
             return WatchBatch(events, upto + 1, store.revision, 0)
 

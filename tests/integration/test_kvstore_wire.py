@@ -422,3 +422,21 @@ def test_maintenance_status_and_members(kv3: KVCluster) -> None:
     assert all(int(s["raftIndex"]) > 0 and s["raftTerm"] for s in statuses)
     _, members = call(kv3.members[0].url, "/v3/cluster/member/list")
     assert "revision" not in members["header"] and len(members["members"]) == 3
+
+
+def test_watch_from_a_future_revision_skips_earlier_events(url: str) -> None:
+    import threading
+
+    _, cur = call(url, "/v3/kv/range", {"key": b64("w/fut")})
+    target = int(cur["header"]["revision"]) + 3
+    result: list[list[dict]] = []
+    t = threading.Thread(target=lambda: result.append(watch_stream(
+        url, json.dumps({"create_request": {"key": b64("w/fut"), "start_revision": target}}).encode(), until=2)))
+    t.start()
+    time.sleep(0.3)
+    for i in range(4):
+        call(url, "/v3/kv/put", {"key": b64("w/fut"), "value": b64(str(i))})
+    t.join(timeout=15)
+    msgs = result[0]
+    assert msgs[0]["created"] is True
+    assert [e["kv"]["mod_revision"] for e in msgs[1]["events"]] == [str(target)]

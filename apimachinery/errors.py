@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from .gofmt import go_quote
@@ -520,7 +521,7 @@ def timeout(message: str, retry_after_seconds: int = 0) -> StatusError:
     )
 
 
-_GENERIC = {
+_GENERIC = MappingProxyType({
     400: (REASON_BAD_REQUEST, "the server rejected our request for an unknown reason"),
     401: (REASON_UNAUTHORIZED, "the server has asked for the client to provide credentials"),
     404: (REASON_NOT_FOUND, "the server could not find the requested resource"),
@@ -536,7 +537,7 @@ _GENERIC = {
         REASON_TIMEOUT,
         "the server was unable to return a response in the time allotted, but may still be processing the request",
     ),
-}
+})
 
 
 def generic_error(code: int, detail: str = "") -> StatusError:

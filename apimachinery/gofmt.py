@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import math
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 __all__ = ["go_quote", "go_value", "go_float"]
 
-_SIMPLE_ESCAPES = {
+_SIMPLE_ESCAPES = MappingProxyType({
     "\a": "\\a",
     "\b": "\\b",
     "\f": "\\f",
@@ -24,7 +25,7 @@ _SIMPLE_ESCAPES = {
     "\v": "\\v",
     "\\": "\\\\",
     '"': '\\"',
-}
+})
 
 
 def go_quote(s: str) -> str:

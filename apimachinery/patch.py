@@ -171,14 +171,14 @@ def _kind(value: Any) -> str:
     return "nil"
 
 
-_GO_TYPE_NAMES: Final = {
+_GO_TYPE_NAMES: Final = MappingProxyType({
     "map": "map[string]interface {}",
     "slice": "[]interface {}",
     "bool": "bool",
     "number": "float64",
     "string": "string",
     "nil": "<nil>",
-}
+})
 
 
 def _go_v(value: Any) -> str:

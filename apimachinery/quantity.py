@@ -20,6 +20,7 @@ import re
 from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
+from types import MappingProxyType
 from typing import Any, Final
 
 __all__ = ["Format", "Quantity", "QuantityError", "parse_quantity", "canonical_quantity"]
@@ -48,7 +49,7 @@ class QuantityError(ValueError):
     """A string that is not a quantity; the message is upstream's."""
 
 
-_DECIMAL_SUFFIXES: Final = {
+_DECIMAL_SUFFIXES: Final = MappingProxyType({
     "n": -9,
     "u": -6,
     "m": -3,
@@ -59,10 +60,10 @@ _DECIMAL_SUFFIXES: Final = {
     "T": 12,
     "P": 15,
     "E": 18,
-}
-_DECIMAL_SUFFIX_BY_EXP: Final = {v: k for k, v in _DECIMAL_SUFFIXES.items()}
-_BINARY_SUFFIXES: Final = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
-_BINARY_SUFFIX_BY_EXP: Final = {v: k for k, v in _BINARY_SUFFIXES.items()}
+})
+_DECIMAL_SUFFIX_BY_EXP: Final = MappingProxyType({v: k for k, v in _DECIMAL_SUFFIXES.items()})
+_BINARY_SUFFIXES: Final = MappingProxyType({"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60})
+_BINARY_SUFFIX_BY_EXP: Final = MappingProxyType({v: k for k, v in _BINARY_SUFFIXES.items()})
 
 
 def _scan(text: str) -> tuple[bool, str, str, str]:

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any, Final
 
 from .errors import aggregate_messages, bad_request
@@ -193,7 +194,7 @@ class _Tok(StrEnum):
     OPEN_PAR = "("
 
 
-_STRING_TO_TOKEN: Final[Mapping[str, _Tok]] = {
+_STRING_TO_TOKEN: Final[Mapping[str, _Tok]] = MappingProxyType({
     ")": _Tok.CLOSED_PAR,
     ",": _Tok.COMMA,
     "!": _Tok.DOES_NOT_EXIST,
@@ -205,7 +206,7 @@ _STRING_TO_TOKEN: Final[Mapping[str, _Tok]] = {
     "!=": _Tok.NOT_EQUALS,
     "notin": _Tok.NOT_IN,
     "(": _Tok.OPEN_PAR,
-}
+})
 _WHITESPACE: Final = frozenset(" \t\r\n")
 _SPECIAL: Final = frozenset("=!(),><")
 

@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any, Final
 
 from .errors import StatusCause
@@ -315,7 +316,7 @@ class ErrorType(StrEnum):
         return _ERROR_TYPE_LABELS[self]
 
 
-_ERROR_TYPE_LABELS: Final[Mapping[ErrorType, str]] = {
+_ERROR_TYPE_LABELS: Final[Mapping[ErrorType, str]] = MappingProxyType({
     ErrorType.NOT_FOUND: "Not found",
     ErrorType.REQUIRED: "Required value",
     ErrorType.DUPLICATE: "Duplicate value",
@@ -326,7 +327,7 @@ _ERROR_TYPE_LABELS: Final[Mapping[ErrorType, str]] = {
     ErrorType.TOO_MANY: "Too many",
     ErrorType.INTERNAL: "Internal error",
     ErrorType.TYPE_INVALID: "Invalid value",
-}
+})
 
 # These types never show the bad value, only the type's text and the detail.
 _VALUELESS: Final = frozenset(

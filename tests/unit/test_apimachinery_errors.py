@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from apimachinery import errors
@@ -293,11 +293,13 @@ def test_go_value() -> None:
     assert go_value({"b": 1, "a": [1, "x"]}) == '{"a":[1,"x"],"b":1}'
 
 
+@settings(max_examples=60, deadline=None)
 @given(st.floats(allow_nan=False, allow_infinity=False))
 def test_go_float_round_trips(value: float) -> None:
     assert float(go_float(value)) == value
 
 
+@settings(max_examples=60, deadline=None)
 @given(st.text())
 def test_go_quote_is_a_valid_quoted_string(text: str) -> None:
     quoted = go_quote(text)

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from apimachinery import meta
@@ -192,6 +192,7 @@ def test_gvk_from_object() -> None:
     assert len({GroupVersionKind("", "v1", "Pod"), GroupVersionKind("", "v1", "Pod")}) == 1
 
 
+@settings(max_examples=60, deadline=None)
 @given(st.from_regex(r"[a-z.]{0,12}", fullmatch=True), st.from_regex(r"v[0-9a-z]{1,6}", fullmatch=True))
 def test_api_version_round_trip(group: str, version: str) -> None:
     gv = GroupVersion(group, version)

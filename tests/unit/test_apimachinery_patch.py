@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from apimachinery.errors import StatusError
@@ -154,6 +154,7 @@ def _strip_nulls(value: Any) -> Any:
     return value
 
 
+@settings(max_examples=60, deadline=None)
 @given(json_objects)
 def test_merge_patch_identities(doc: dict) -> None:
     assert merge_patch(doc, {}) == doc
@@ -163,12 +164,14 @@ def test_merge_patch_identities(doc: dict) -> None:
     assert merge_patch(once, patch) == once
 
 
+@settings(max_examples=60, deadline=None)
 @given(json_objects, json_objects)
 def test_merge_patch_is_idempotent(doc: dict, patch: dict) -> None:
     once = merge_patch(doc, patch)
     assert merge_patch(once, patch) == once
 
 
+@settings(max_examples=60, deadline=None)
 @given(json_objects, json_objects)
 def test_strategic_merge_without_schema_equals_merge_patch_for_maps(doc: dict, patch: dict) -> None:
     # With no list metadata and no directive keys, SMP degenerates to a JSON merge patch.
@@ -584,6 +587,7 @@ def test_bad_schema_strategy_is_internal_error() -> None:
     assert info.value.code == 500
 
 
+@settings(max_examples=60, deadline=None)
 @given(json_objects)
 def test_smp_with_builtin_schema_never_crashes(patch: dict) -> None:
     try:
@@ -592,6 +596,7 @@ def test_smp_with_builtin_schema_never_crashes(patch: dict) -> None:
         assert exc.code in (400, 422)
 
 
+@settings(max_examples=60, deadline=None)
 @given(st.lists(st.sampled_from("abcdef"), unique=True, max_size=6), st.lists(st.sampled_from("abcdefgh"), max_size=6))
 def test_primitive_merge_is_a_union(original: list[str], patch: list[str]) -> None:
     out = smp({"mergingIntList": original}, {"mergingIntList": patch})["mergingIntList"]
@@ -602,6 +607,7 @@ def test_primitive_merge_is_a_union(original: list[str], patch: list[str]) -> No
     assert positions == sorted(positions)
 
 
+@settings(max_examples=60, deadline=None)
 @given(st.lists(st.sampled_from("abcdef"), unique=True, max_size=6), st.lists(st.sampled_from("abcdefgh"), unique=True, max_size=6))
 def test_keyed_merge_contains_every_key_once(original: list[str], patch: list[str]) -> None:
     doc = {"mergingList": [{"name": n, "from": "doc"} for n in original]}

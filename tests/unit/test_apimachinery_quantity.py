@@ -8,7 +8,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from apimachinery.quantity import (
@@ -251,6 +251,7 @@ quantity_texts = st.builds(
 )
 
 
+@settings(max_examples=60, deadline=None)
 @given(quantity_texts)
 def test_parse_matches_exact_arithmetic(text: str) -> None:
     sign = -1 if text.startswith("-") else 1
@@ -266,6 +267,7 @@ def test_parse_matches_exact_arithmetic(text: str) -> None:
     assert Quantity(text).nanos == sign * nanos
 
 
+@settings(max_examples=60, deadline=None)
 @given(quantity_texts)
 def test_canonical_round_trip(text: str) -> None:
     q = Quantity(text)
@@ -276,12 +278,14 @@ def test_canonical_round_trip(text: str) -> None:
     assert not canonical.startswith("+") and "." not in canonical
 
 
+@settings(max_examples=60, deadline=None)
 @given(st.integers(-(10**20), 10**20), st.sampled_from(list(Format)))
 def test_nanos_round_trip_in_every_format(nanos: int, fmt: Format) -> None:
     q = Quantity.from_nanos(nanos, fmt)
     assert Quantity(str(q)) == q
 
 
+@settings(max_examples=60, deadline=None)
 @given(quantity_texts, quantity_texts)
 def test_addition_is_exact(a: str, b: str) -> None:
     qa, qb = Quantity(a), Quantity(b)
@@ -290,6 +294,7 @@ def test_addition_is_exact(a: str, b: str) -> None:
     assert (qa < qb) == (qa.as_fraction() < qb.as_fraction())
 
 
+@settings(max_examples=60, deadline=None)
 @given(st.text(max_size=20))
 def test_garbage_is_rejected_cleanly(text: str) -> None:
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from apimachinery.errors import StatusError
@@ -336,6 +336,7 @@ _requirement = st.one_of(
 )
 
 
+@settings(max_examples=60, deadline=None)
 @given(st.lists(_requirement, max_size=6))
 def test_label_selector_string_round_trip(reqs: list[Requirement]) -> None:
     sel = LabelSelector(tuple(sorted(reqs, key=lambda r: r.key)))
@@ -345,12 +346,14 @@ def test_label_selector_string_round_trip(reqs: list[Requirement]) -> None:
     assert again == sel
 
 
+@settings(max_examples=60, deadline=None)
 @given(st.lists(_requirement, max_size=4), st.dictionaries(_keys, _values, max_size=5))
 def test_round_trip_preserves_matching(reqs: list[Requirement], labels: dict[str, str]) -> None:
     sel = LabelSelector(tuple(reqs))
     assert LabelSelector.parse(sel.to_string()).matches(labels) == sel.matches(labels)
 
 
+@settings(max_examples=60, deadline=None)
 @given(st.text(max_size=40))
 def test_garbage_never_crashes(text: str) -> None:
     try:
@@ -363,6 +366,7 @@ def test_garbage_never_crashes(text: str) -> None:
         assert exc.code == 400
 
 
+@settings(max_examples=60, deadline=None)
 @given(st.dictionaries(st.from_regex(r"[a-z.]{1,10}", fullmatch=True), st.text(max_size=10), max_size=4))
 def test_field_selector_round_trip(fields: dict[str, str]) -> None:
     sel = FieldSelector.from_set(fields)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from apimachinery import errors, validation
@@ -274,6 +274,7 @@ def test_validate_object_meta() -> None:
     assert errs == []
 
 
+@settings(max_examples=60, deadline=None)
 @given(st.from_regex(r"[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?", fullmatch=True))
 def test_every_generated_label_is_valid(value: str) -> None:
     assert validation.is_dns1123_label(value) == []
@@ -281,6 +282,7 @@ def test_every_generated_label_is_valid(value: str) -> None:
     assert validation.is_valid_label_value(value) == []
 
 
+@settings(max_examples=60, deadline=None)
 @given(st.text(max_size=80))
 def test_validators_never_raise(value: str) -> None:
     for fn in (

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import hashlib
 import json
 import logging
@@ -202,6 +203,7 @@ class Member:
         site = web.TCPSite(self._runner, cfg.client_host, cfg.client_port, reuse_address=True)
         await site.start()
         self._tasks.append(loop.create_task(self._reap_leases()))
+        self._tasks.append(loop.create_task(self._freeze_heap()))
         log.info("member %s serving clients on %s, peers on %s", cfg.name, cfg.client_url, cfg.peer_addr)
 
     async def _reap_leases(self) -> None:
@@ -223,6 +225,18 @@ class Member:
                     await self.proposer.submit({"op": "lease_expire", "leases": pairs})
                 except EtcdError as err:
                     log.warning("lease expiry not committed: %s", err)
+
+    async def _freeze_heap(self) -> None:
+        """Keep the cyclic GC off the store's long-lived objects.
+
+        A member holds millions of small, acyclic objects (key versions, events). Each full
+        collection walks all of them and pauses the loop for tens of milliseconds, which showed up
+        as watch-delivery p99 growing with the store size. Moving survivors to the permanent
+        generation (gc.freeze) keeps collections proportional to recent garbage only.
+        """
+        while True:
+            await asyncio.sleep(5.0)
+            gc.freeze()
 
     def request_stop(self) -> None:
         self._stop.set()

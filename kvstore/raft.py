@@ -190,6 +190,8 @@ class RaftNode(SyncObj):  # type: ignore[misc]
         super().__init__(cfg.self_addr, [p for p in cfg.peers if p != cfg.self_addr], conf,
                          transportClass=SecureTransport)
         self.addOnTickCallback(self.before_send)
+        if len(cfg.peers) <= 1:
+            self.addOnTickCallback(self._commit_alone)
 
     # -------------------------------------------------------------- proposing
 
@@ -199,6 +201,14 @@ class RaftNode(SyncObj):  # type: ignore[misc]
 
     def before_send(self) -> None:
         self._SyncObj__raftLog.sync()
+
+    def _commit_alone(self) -> None:
+        """A lone member commits what it appended on its next tick; wake that tick at once.
+
+        With peers, their replies wake the poller; alone, nothing would until autoTickPeriod.
+        """
+        if self.raftCommitIndex < self._SyncObj__raftLog[-1][1]:
+            self._SyncObj__pipeNotifier.notify()
 
     # -------------------------------------------------------------- pysyncobj hooks
 

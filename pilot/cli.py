@@ -25,5 +25,13 @@ def kvstore(ctx: typer.Context) -> None:
     main(list(ctx.args))
 
 
+@app.command("apiserver", context_settings=_PASSTHROUGH, add_help_option=False)
+def apiserver(ctx: typer.Context) -> None:
+    """Serve the Kubernetes API over the store. `pilot apiserver --help` for flags."""
+    from apiserver.app import main
+
+    main(list(ctx.args))
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -1,0 +1,5 @@
+"""``python -m apiserver``: run an API server (same flags as ``pilot apiserver``)."""
+
+from .app import main
+
+main()

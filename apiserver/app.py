@@ -1,0 +1,433 @@
+"""The API server process: HTTPS, authentication, authorization, routing, discovery, health.
+
+    pilot apiserver --etcd-servers http://127.0.0.1:2379,... --bind 127.0.0.1:6443 \\
+        --tls-cert-file server.crt --tls-private-key-file server.key --token-auth-file tokens.csv
+
+Stateless: any number of replicas can serve one store. All state goes through ``Storage``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import ssl
+import sys
+import time
+from typing import Any, Awaitable, Callable
+
+import orjson
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from apimachinery import errors
+from apimachinery.errors import StatusError
+from apimachinery.registry import Registry, ResourceType
+from kvstore.client import EtcdClient
+
+from . import discovery, openapi, requestinfo
+from .admission import AdmissionChain, NamespaceLifecycle
+from .allocator import Allocator
+from .auth import (ANONYMOUS, AlwaysAllow, Attributes, Authenticator, AuthorizerChain, Decision,
+                   TokenFileAuthenticator, UserInfo, bearer_token)
+from .handlers import Handlers
+from .storage import Storage
+from .strategy import Strategy
+from .watchcache import ResourceCache
+
+log = logging.getLogger("apiserver")
+
+PUBLIC_PATHS = {"/healthz", "/livez", "/readyz", "/version", "/version/"}
+HandlerFn = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _status_response(err: StatusError) -> web.Response:
+    headers = {}
+    if err.retry_after_seconds:
+        headers["Retry-After"] = str(err.retry_after_seconds)
+    return web.Response(status=err.code, body=orjson.dumps(err.to_status()), content_type="application/json",
+                        headers=headers)
+
+
+def _verb(request: web.Request, info: requestinfo.RequestInfo) -> str:
+    method = request.method
+    if method == "GET":
+        if info.is_collection:
+            return "watch" if request.query.get("watch", "").lower() in ("1", "true") else "list"
+        return "get"
+    return {"POST": "create", "PUT": "update", "PATCH": "patch",
+            "DELETE": "deletecollection" if info.is_collection else "delete"}.get(method, method.lower())
+
+
+class APIServer:
+    def __init__(self, *, client: EtcdClient, authenticators: list[Authenticator], authorizer: AuthorizerChain,
+                 service_cidr: str = "10.96.0.0/12", node_ports: tuple[int, int] = (30000, 32767),
+                 advertise: str = "127.0.0.1:6443") -> None:
+        self.registry = Registry()
+        self.client = client
+        self.storage = Storage(client)
+        self.authenticators = authenticators
+        self.authorizer = authorizer
+        self.advertise = advertise
+        self.caches: dict[tuple[str, str], ResourceCache] = {}
+        self._strategies: dict[tuple[str, str, str], Strategy] = {}
+        self.allocator = Allocator(client, cidr=service_cidr, node_ports=node_ports)
+        namespaces = self.registry.get("", "v1", "namespaces")
+        assert namespaces is not None
+        self.admission = AdmissionChain([NamespaceLifecycle(self.storage, namespaces)])
+        self.handlers = Handlers(registry=self.registry, storage=self.storage, caches=self.caches,
+                                 strategies=self.strategy, allocator=self.allocator, admit=self.admission,
+                                 protobuf=_protobuf_decoder(), table=_table_converter())
+        self.metrics = CollectorRegistry()
+        self._requests = Counter("apiserver_request_total", "API requests", ["verb", "resource", "code"],
+                                 registry=self.metrics)
+        self._latency = Histogram("apiserver_request_duration_seconds", "API request latency", ["verb", "resource"],
+                                  registry=self.metrics,
+                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+        watchers = Gauge("apiserver_registered_watchers", "Open watch streams", registry=self.metrics)
+        watchers.set_function(lambda: self.handlers.watchers)
+        self._ready = False
+
+    def strategy(self, rt: ResourceType) -> Strategy:
+        key = (rt.group, rt.version, rt.plural)
+        if key not in self._strategies:
+            self._strategies[key] = Strategy(rt, _defaulter())
+        return self._strategies[key]
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        for rt in self.registry.all():
+            if rt.virtual or (rt.group, rt.plural) in self.caches:
+                continue
+            cache = ResourceCache(rt, self.storage, self.client)
+            self.caches[(rt.group, rt.plural)] = cache
+            cache.start()
+        await self._bootstrap()
+        self._ready = True
+
+    async def _bootstrap(self) -> None:
+        """The namespaces every cluster has, and the ``kubernetes`` Service."""
+        ns_type = self.registry.get("", "v1", "namespaces")
+        assert ns_type is not None
+        for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
+            obj: dict[str, Any] = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+            for attempt in range(50):
+                try:
+                    self.strategy(ns_type).prepare_create(obj)
+                    await self.storage.create(ns_type, obj)
+                    break
+                except StatusError as err:
+                    if err.code == 409:
+                        break
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the store may still be electing a leader
+                    log.warning("bootstrap of namespace %s failed (%r); retrying", name, exc)
+                    await asyncio.sleep(0.2 * (attempt + 1))
+
+    async def stop(self) -> None:
+        for cache in self.caches.values():
+            await cache.stop()
+
+    # ------------------------------------------------------------------ app
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=4 * 1024 * 1024, middlewares=[self._middleware])
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        return app
+
+    def authenticate_token(self, token: str) -> UserInfo | None:
+        for authenticator in self.authenticators:
+            user = authenticator.authenticate_token(token)
+            if user is not None:
+                return user
+        return None
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: HandlerFn) -> web.StreamResponse:
+        started = time.perf_counter()
+        verb, resource, code = request.method, "", 500
+        try:
+            path = request.path
+            token = bearer_token(request)
+            user = self.authenticate_token(token) if token else None
+            if user is None:
+                if request.headers.get("Authorization") or path not in PUBLIC_PATHS:
+                    raise errors.unauthorized()
+                user = ANONYMOUS
+            request["user"] = user
+            response = await handler(request)
+            code = response.status
+            resource = request.get("resource", "")
+            verb = request.get("verb", verb)
+            return response
+        except StatusError as err:
+            code = err.code
+            return _status_response(err)
+        except (web.HTTPException,) as exc:
+            code = exc.status
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug: answer 500, keep serving
+            log.exception("internal error on %s %s", request.method, request.path)
+            return _status_response(errors.internal_error(exc))
+        finally:
+            elapsed = time.perf_counter() - started
+            resource = request.get("resource", resource)
+            verb = request.get("verb", verb)
+            self._requests.labels(verb, resource, str(code)).inc()
+            if verb != "watch":
+                self._latency.labels(verb, resource).observe(elapsed)
+            log.info("%s %s %s %d %.1fms %s", request.method, request.path_qs, getattr(request.get("user"), "name", "-"),
+                     code, elapsed * 1000, request.headers.get("User-Agent", ""))
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if path in ("/healthz", "/livez", "/readyz") or path.startswith(("/healthz/", "/livez/", "/readyz/")):
+            ok = self._ready or not path.startswith("/readyz")
+            return web.Response(status=200 if ok else 503, text="ok" if ok else "not ready")
+        if path.rstrip("/") == "/version":
+            return web.json_response(discovery.VERSION_INFO)
+        if path == "/metrics":
+            return web.Response(body=generate_latest(self.metrics),
+                                headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+        if path.startswith("/openapi/"):
+            return self._openapi(path)
+        trimmed = path.rstrip("/") or "/"
+        if trimmed in ("/api", "/apis"):
+            accept = request.headers.get("Accept", "")
+            if discovery.wants_aggregated(accept):
+                return web.Response(body=orjson.dumps(discovery.aggregated(self.registry, core=trimmed == "/api")),
+                                    headers={"Content-Type": discovery.AGGREGATED_CONTENT_TYPE})
+            if trimmed == "/api":
+                return web.json_response(discovery.api_versions(self.advertise))
+            return web.json_response(discovery.api_group_list(self.registry))
+        parts = [p for p in trimmed.split("/") if p]
+        if parts[:1] == ["api"] and len(parts) == 2:
+            doc = discovery.resource_list(self.registry, "", parts[1])
+            return self._doc_or_404(doc)
+        if parts[:1] == ["apis"] and len(parts) == 2:
+            return self._doc_or_404(discovery.api_group(self.registry, parts[1]))
+        if parts[:1] == ["apis"] and len(parts) == 3:
+            return self._doc_or_404(discovery.resource_list(self.registry, parts[1], parts[2]))
+        info = requestinfo.parse(self.registry, trimmed)
+        if info is None:
+            raise errors.not_found_url()
+        verb = _verb(request, info)
+        request["verb"] = verb
+        request["resource"] = info.rt.plural
+        await self._authorize(request, info, verb)
+        return await self._resource(request, info, verb)
+
+    def _doc_or_404(self, doc: dict[str, Any] | None) -> web.Response:
+        if doc is None:
+            raise errors.not_found_url()
+        return web.json_response(doc)
+
+    def _openapi(self, path: str) -> web.Response:
+        if path.rstrip("/") == "/openapi/v3":
+            return web.json_response(openapi.root_document(self.registry))
+        rest = path[len("/openapi/v3/"):].strip("/").split("/")
+        doc = None
+        if rest[:1] == ["api"] and len(rest) == 2:
+            doc = openapi.group_version_document(self.registry, "", rest[1])
+        elif rest[:1] == ["apis"] and len(rest) == 3:
+            doc = openapi.group_version_document(self.registry, rest[1], rest[2])
+        if doc is None:
+            raise errors.not_found_url()
+        return web.json_response(doc)
+
+    async def _authorize(self, request: web.Request, info: requestinfo.RequestInfo, verb: str) -> None:
+        user: UserInfo = request["user"]
+        attrs = Attributes(user=user, verb=verb, resource_request=True, path=request.path,
+                           api_group=info.rt.group, api_version=info.rt.version, resource=info.rt.plural,
+                           subresource=info.subresource, namespace=info.namespace, name=info.name)
+        decision, reason = await self.authorizer.authorize(attrs)
+        if decision is not Decision.ALLOW:
+            raise errors.forbidden(user=user.name, verb=verb, resource=info.rt.plural, group=info.rt.group,
+                                   name=info.name, namespace=info.namespace, subresource=info.subresource,
+                                   reason=reason)
+
+    async def _resource(self, request: web.Request, info: requestinfo.RequestInfo, verb: str) -> web.StreamResponse:
+        h = self.handlers
+        user: UserInfo = request["user"]
+        rt = info.rt
+        if rt.virtual:
+            if verb != "create":
+                raise errors.method_not_allowed(resource=rt.plural, action=verb, group=rt.group)
+            return await self._review(request, info, user)
+        if info.subresource:
+            sub = rt.subresource(info.subresource)
+            if sub is None:
+                raise errors.not_found_url()
+            if info.subresource == "status":
+                if verb == "get":
+                    return await h.get(request, info)
+                if verb == "update":
+                    return await h.update(request, info, user)
+                if verb == "patch":
+                    return await h.patch(request, info, user)
+            elif info.subresource == "scale" and verb in ("get", "update", "patch"):
+                return await h.scale(request, info, user)
+            elif info.subresource == "binding" and verb == "create":
+                return await h.binding(request, info, user)
+            elif info.subresource == "finalize" and verb == "update":
+                return await h.update(request, info, user)
+            raise errors.method_not_allowed(resource=f"{rt.plural}/{info.subresource}", action=verb, group=rt.group)
+        if verb not in rt.verbs:
+            raise errors.method_not_allowed(resource=rt.plural, action=verb, group=rt.group)
+        if verb in ("list", "watch"):
+            return await h.list(request, info)
+        if verb == "get":
+            return await h.get(request, info)
+        if verb == "create":
+            if not info.is_collection:
+                raise errors.method_not_allowed(resource=rt.plural, action="create", group=rt.group)
+            return await h.create(request, info, user)
+        if verb == "update":
+            return await h.update(request, info, user)
+        if verb == "patch":
+            return await h.patch(request, info, user)
+        if verb == "delete":
+            return await h.delete(request, info, user)
+        if verb == "deletecollection":
+            return await h.delete_collection(request, info, user)
+        raise errors.method_not_allowed(resource=rt.plural, action=verb, group=rt.group)
+
+    async def _review(self, request: web.Request, info: requestinfo.RequestInfo, user: UserInfo) -> web.StreamResponse:
+        """SelfSubjectReview, TokenReview, and the access reviews (answered by the authorizer chain)."""
+        rt = info.rt
+        body = await self.handlers.read_object(request, rt)
+        out = {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": {"creationTimestamp": None},
+               **{k: v for k, v in body.items() if k == "spec"}}
+        if rt.kind == "SelfSubjectReview":
+            info_out: dict[str, Any] = {"username": user.name, "groups": list(user.groups)}
+            if user.uid:
+                info_out["uid"] = user.uid
+            out["status"] = {"userInfo": info_out}
+        elif rt.kind == "TokenReview":
+            token = (body.get("spec") or {}).get("token", "")
+            who = self.authenticate_token(token) if token else None
+            out["status"] = ({"authenticated": True, "user": {"username": who.name, "uid": who.uid,
+                                                               "groups": list(who.groups)}}
+                             if who else {"authenticated": False, "error": "invalid bearer token"})
+        elif rt.kind in ("SelfSubjectAccessReview", "SubjectAccessReview", "LocalSubjectAccessReview"):
+            spec = body.get("spec") or {}
+            subject = user
+            if rt.kind != "SelfSubjectAccessReview":
+                subject = UserInfo(spec.get("user", ""), spec.get("uid", ""), tuple(spec.get("groups") or ()))
+            ra = spec.get("resourceAttributes")
+            nra = spec.get("nonResourceAttributes") or {}
+            if ra is not None:
+                attrs = Attributes(user=subject, verb=ra.get("verb", ""), resource_request=True,
+                                   api_group=ra.get("group", ""), api_version=ra.get("version", ""),
+                                   resource=ra.get("resource", ""), subresource=ra.get("subresource", ""),
+                                   namespace=ra.get("namespace", info.namespace), name=ra.get("name", ""))
+            else:
+                attrs = Attributes(user=subject, verb=nra.get("verb", ""), resource_request=False,
+                                   path=nra.get("path", ""))
+            decision, reason = await self.authorizer.authorize(attrs)
+            out["status"] = {"allowed": decision is Decision.ALLOW}
+            if decision is Decision.DENY:
+                out["status"]["denied"] = True
+            if reason:
+                out["status"]["reason"] = reason
+        elif rt.kind == "SelfSubjectRulesReview":
+            out["status"] = {"resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+                             "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}], "incomplete": False}
+        else:
+            raise errors.method_not_allowed(resource=rt.plural, action="create", group=rt.group)
+        return web.Response(status=201, body=orjson.dumps(out), content_type="application/json")
+
+
+def _defaulter() -> Any:
+    from apimachinery.defaults import apply_defaults
+
+    return apply_defaults
+
+
+def _protobuf_decoder() -> Any:
+    try:
+        from apimachinery import protobuf
+    except ImportError:  # pragma: no cover - the decoder lands separately
+        return None
+
+    def decode(body: bytes, api_version: str, kind: str) -> dict[str, Any]:
+        return protobuf.decode_object(body, api_version=api_version or None, kind=kind or None)
+
+    return decode
+
+
+def _table_converter() -> Any:
+    try:
+        from apimachinery import tables
+    except ImportError:  # pragma: no cover - the converter lands separately
+        return None
+    from datetime import datetime, timezone
+
+    def convert(rt: ResourceType, objects: list[dict[str, Any]], include: str, list_meta: dict[str, Any]) -> dict[str, Any]:
+        return tables.to_table(rt, objects, now=datetime.now(timezone.utc), include_object=include, list_meta=list_meta)
+
+    return convert
+
+
+# ---------------------------------------------------------------------- process
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pilot apiserver", description="Serve the Kubernetes API over the Pilothouse store.")
+    p.add_argument("--etcd-servers", required=True, help="comma-separated store (or etcd) client URLs")
+    p.add_argument("--bind", default="127.0.0.1:6443", help="HOST:PORT to listen on")
+    p.add_argument("--tls-cert-file", help="serving certificate (PEM); without it the API is plain HTTP")
+    p.add_argument("--tls-private-key-file", help="serving key (PEM)")
+    p.add_argument("--token-auth-file", help="static tokens: token,user,uid[,\"group1,group2\"] per line")
+    p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12")
+    p.add_argument("--service-node-port-range", default="30000-32767")
+    p.add_argument("--advertise-address", default=None, help="HOST:PORT clients should use (default: --bind)")
+    p.add_argument("--log-level", default=os.environ.get("PILOT_LOG_LEVEL", "INFO"))
+    return p
+
+
+async def serve(args: argparse.Namespace) -> None:
+    host, _, port = args.bind.rpartition(":")
+    authenticators: list[Authenticator] = []
+    if args.token_auth_file:
+        authenticators.append(TokenFileAuthenticator.from_file(args.token_auth_file))
+    low, _, high = args.service_node_port_range.partition("-")
+    client = EtcdClient(args.etcd_servers.split(","), timeout=10)
+    server = APIServer(client=client, authenticators=authenticators, authorizer=AuthorizerChain([AlwaysAllow()]),
+                       service_cidr=args.service_cluster_ip_range, node_ports=(int(low), int(high)),
+                       advertise=args.advertise_address or args.bind)
+    ssl_ctx = None
+    if args.tls_cert_file:
+        ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_ctx.load_cert_chain(args.tls_cert_file, args.tls_private_key_file)
+    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host or "127.0.0.1", int(port), ssl_context=ssl_ctx, reuse_address=True)
+    await site.start()
+    log.info("serving the Kubernetes API on %s://%s", "https" if ssl_ctx else "http", args.bind)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await server.stop()
+    await runner.cleanup()
+    await client.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    from kvstore.member import setup_logging
+
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    setup_logging(args.log_level)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    try:
+        import uvloop
+
+        uvloop.run(serve(args))
+    except ImportError:  # pragma: no cover
+        asyncio.run(serve(args))

@@ -1,0 +1,258 @@
+"""Per-resource rules for create, update and status: what the server sets, keeps and checks.
+
+Like Kubernetes' registry strategies: on create the server sets uid, creationTimestamp and
+generation and resets status where status is a subresource; on update it keeps what clients may
+not change (uid, creationTimestamp, status on the main resource, spec on /status) and bumps
+generation when the spec changed; validation answers 422 with field causes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from apimachinery import meta as m
+from apimachinery import validation as v
+from apimachinery.registry import ResourceType
+from apimachinery.validation import FieldError, Path
+
+Defaulter = Callable[[str, str, str, dict[str, Any]], None]
+
+# Resources whose names must be DNS-1123 labels (the rest: subdomains), as upstream validates them.
+_LABEL_NAMED = {"namespaces", "services"}
+_IMMUTABLE_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds")
+
+# Field selectors each resource supports besides metadata.name and metadata.namespace.
+FIELD_LABELS: dict[str, tuple[str, ...]] = {
+    "pods": ("spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
+             "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName"),
+    "events": ("involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
+               "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath",
+               "reason", "reportingComponent", "source", "type"),
+    "nodes": ("spec.unschedulable",),
+    "namespaces": ("status.phase",),
+    "secrets": ("type",),
+    "replicasets": ("status.replicas",),
+    "jobs": ("status.successful",),
+    "persistentvolumeclaims": ("spec.volumeName",),
+    "services": ("spec.clusterIP", "spec.type"),
+}
+
+
+def field_value(obj: dict[str, Any], path: str) -> str | None:
+    cur: Any = obj
+    for part in path.split("."):
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(part)
+    if cur is None:
+        # Kubernetes selects on empty strings for absent scalar fields (spec.nodeName= means unbound).
+        return ""
+    if isinstance(cur, bool):
+        return "true" if cur else "false"
+    if isinstance(cur, (str, int)):
+        return str(cur)
+    return None
+
+
+def supported_fields(rt: ResourceType) -> tuple[str, ...]:
+    return ("metadata.name", "metadata.namespace", *FIELD_LABELS.get(rt.plural, ()))
+
+
+def _spec_of(obj: dict[str, Any]) -> Any:
+    return {k: val for k, val in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+
+
+class Strategy:
+    def __init__(self, rt: ResourceType, defaulter: Defaulter | None = None) -> None:
+        self.rt = rt
+        self.defaulter = defaulter
+
+    # ------------------------------------------------------------------ create
+
+    def prepare_create(self, obj: dict[str, Any]) -> None:
+        meta = obj.setdefault("metadata", {})
+        meta["uid"] = m.new_uid()
+        meta["creationTimestamp"] = m.now_rfc3339()
+        for key in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "selfLink"):
+            meta.pop(key, None)
+        if self.rt.has_spec_generation:
+            meta["generation"] = 1
+        elif "generation" in meta:
+            meta["generation"] = 1
+        if self.rt.status_subresource and self.rt.plural not in ("namespaces",):
+            obj.pop("status", None)
+        obj["apiVersion"] = self.rt.api_version
+        obj["kind"] = self.rt.kind
+        self.default(obj)
+
+    def default(self, obj: dict[str, Any]) -> None:
+        if self.defaulter is not None:
+            self.defaulter(self.rt.group, self.rt.version, self.rt.kind, obj)
+
+    # ------------------------------------------------------------------ update
+
+    def prepare_update(self, new: dict[str, Any], old: dict[str, Any]) -> None:
+        new_meta = new.setdefault("metadata", {})
+        old_meta = old["metadata"]
+        for key in _IMMUTABLE_META:
+            if key in old_meta:
+                new_meta[key] = old_meta[key]
+            else:
+                new_meta.pop(key, None)
+        new["apiVersion"] = self.rt.api_version
+        new["kind"] = self.rt.kind
+        if self.rt.status_subresource:
+            if "status" in old:
+                new["status"] = old["status"]
+            else:
+                new.pop("status", None)
+        self.default(new)
+        generation = old_meta.get("generation")
+        if generation is not None:
+            changed = _spec_of(new) != _spec_of(old)
+            # Setting a deletionTimestamp also bumps generation upstream; spec changes always do.
+            new_meta["generation"] = generation + 1 if changed else generation
+        elif self.rt.has_spec_generation:
+            new_meta["generation"] = 1
+
+    def prepare_status_update(self, new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+        """A write to /status: only status (and, as upstream allows, labels/annotations are kept) changes."""
+        merged = m.deep_copy(old)
+        if "status" in new:
+            merged["status"] = new["status"]
+        else:
+            merged.pop("status", None)
+        return merged
+
+    # ------------------------------------------------------------------ validation
+
+    def validate(self, obj: dict[str, Any], old: dict[str, Any] | None = None) -> list[FieldError]:
+        meta = obj.get("metadata") or {}
+        name_fn = v.name_is_dns_label if self.rt.plural in _LABEL_NAMED else v.name_is_dns_subdomain
+        if self.rt.plural == "services":
+            name_fn = v.name_is_dns1035_label
+        errs = list(v.validate_object_meta(meta, namespaced=self.rt.namespaced, name_fn=name_fn))
+        if old is not None:
+            old_meta = old.get("metadata") or {}
+            if meta.get("name") != old_meta.get("name"):
+                errs.append(FieldError.invalid(Path.of("metadata", "name"), meta.get("name"), "field is immutable"))
+        validator = _KIND_VALIDATORS.get((self.rt.group, self.rt.kind))
+        if validator is not None:
+            errs.extend(validator(obj, old))
+        return errs
+
+
+# ---------------------------------------------------------------------- per-kind checks
+
+def _containers(spec: dict[str, Any], path: Path) -> list[FieldError]:
+    errs: list[FieldError] = []
+    containers = spec.get("containers")
+    if not isinstance(containers, list) or not containers:
+        return [FieldError.required(path.child("containers"), "")]
+    seen: set[str] = set()
+    for i, c in enumerate(containers):
+        cp = path.child("containers").index(i)
+        if not isinstance(c, dict):
+            errs.append(FieldError.invalid(cp, c, "must be an object"))
+            continue
+        name = c.get("name")
+        if not name:
+            errs.append(FieldError.required(cp.child("name"), ""))
+        else:
+            for msg in v.is_dns1123_label(str(name)):
+                errs.append(FieldError.invalid(cp.child("name"), name, msg))
+            if name in seen:
+                errs.append(FieldError.duplicate(cp.child("name"), name))
+            seen.add(name)
+        if not c.get("image"):
+            errs.append(FieldError.required(cp.child("image"), ""))
+    return errs
+
+
+def _validate_pod(obj: dict[str, Any], old: dict[str, Any] | None) -> list[FieldError]:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [FieldError.required(Path.of("spec"), "")]
+    errs = _containers(spec, Path.of("spec"))
+    if old is not None:
+        old_spec = old.get("spec") or {}
+        # A pod's spec is immutable but for a few fields (images, activeDeadlineSeconds, tolerations additions).
+        mutable = ("containers", "initContainers", "activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds")
+        strip = lambda s: {k: val for k, val in s.items() if k not in mutable}  # noqa: E731
+        if strip(spec) != strip(old_spec):
+            errs.append(FieldError.forbidden(Path.of("spec"), "pod updates may not change fields other than "
+                                             "`spec.containers[*].image`,`spec.initContainers[*].image`,"
+                                             "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to "
+                                             "existing tolerations),`spec.terminationGracePeriodSeconds` (allow it "
+                                             "to be set to 1 if it was previously negative)"))
+    return errs
+
+
+def _validate_workload(obj: dict[str, Any], old: dict[str, Any] | None) -> list[FieldError]:
+    from apimachinery.selectors import LabelSelector
+
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [FieldError.required(Path.of("spec"), "")]
+    errs: list[FieldError] = []
+    selector = spec.get("selector")
+    template = spec.get("template")
+    if not isinstance(selector, dict) or not selector:
+        errs.append(FieldError.required(Path.of("spec", "selector"), ""))
+    if not isinstance(template, dict):
+        errs.append(FieldError.required(Path.of("spec", "template"), ""))
+        return errs
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    if isinstance(selector, dict) and selector:
+        try:
+            sel = LabelSelector.from_structured(selector)
+            if not sel.matches(labels):
+                errs.append(FieldError.invalid(Path.of("spec", "template", "metadata", "labels"), labels,
+                                               "`selector` does not match template `labels`"))
+        except Exception as exc:  # noqa: BLE001 - a bad selector is a validation error
+            errs.append(FieldError.invalid(Path.of("spec", "selector"), selector, str(exc)))
+        if old is not None and (old.get("spec") or {}).get("selector") != selector:
+            errs.append(FieldError.invalid(Path.of("spec", "selector"), selector, "field is immutable"))
+    replicas = spec.get("replicas")
+    if replicas is not None and (not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0):
+        errs.append(FieldError.invalid(Path.of("spec", "replicas"), replicas, "must be greater than or equal to 0"))
+    pod_spec = template.get("spec")
+    if not isinstance(pod_spec, dict):
+        errs.append(FieldError.required(Path.of("spec", "template", "spec"), ""))
+    else:
+        errs.extend(_containers(pod_spec, Path.of("spec", "template", "spec")))
+    return errs
+
+
+def _validate_service(obj: dict[str, Any], old: dict[str, Any] | None) -> list[FieldError]:
+    spec = obj.get("spec") or {}
+    errs: list[FieldError] = []
+    stype = spec.get("type", "ClusterIP")
+    if stype not in ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName"):
+        errs.append(FieldError.not_supported(Path.of("spec", "type"), stype,
+                                             ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"]))
+    ports = spec.get("ports") or []
+    if stype != "ExternalName" and not ports and spec.get("clusterIP") != "None":
+        errs.append(FieldError.required(Path.of("spec", "ports"), ""))
+    for i, port in enumerate(ports):
+        p = Path.of("spec", "ports").index(i)
+        num = port.get("port") if isinstance(port, dict) else None
+        if not isinstance(num, int) or isinstance(num, bool) or not 1 <= num <= 65535:
+            errs.append(FieldError.invalid(p.child("port"), num, "must be between 1 and 65535, inclusive"))
+        if len(ports) > 1 and isinstance(port, dict) and not port.get("name"):
+            errs.append(FieldError.required(p.child("name"), ""))
+    if old is not None:
+        old_ip = (old.get("spec") or {}).get("clusterIP")
+        if old_ip and spec.get("clusterIP") not in (None, "", old_ip):
+            errs.append(FieldError.invalid(Path.of("spec", "clusterIP"), spec.get("clusterIP"), "field is immutable"))
+    return errs
+
+
+_KIND_VALIDATORS: dict[tuple[str, str], Callable[[dict[str, Any], dict[str, Any] | None], list[FieldError]]] = {
+    ("", "Pod"): _validate_pod,
+    ("apps", "Deployment"): _validate_workload,
+    ("apps", "ReplicaSet"): _validate_workload,
+    ("apps", "StatefulSet"): _validate_workload,
+    ("apps", "DaemonSet"): _validate_workload,
+    ("", "Service"): _validate_service,
+}

@@ -275,7 +275,7 @@ class APIServer:
             elif info.subresource == "finalize" and verb == "update":
                 return await h.update(request, info, user)
             raise errors.method_not_allowed(resource=f"{rt.plural}/{info.subresource}", action=verb, group=rt.group)
-        if verb not in rt.verbs:
+        if verb not in rt.verbs or (verb in ("update", "patch") and info.is_collection):
             raise errors.method_not_allowed(resource=rt.plural, action=verb, group=rt.group)
         if verb in ("list", "watch"):
             return await h.list(request, info)

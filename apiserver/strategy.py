@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from apimachinery import meta as m
+from apimachinery.defaults import compute_pod_qos
 from apimachinery import validation as v
 from apimachinery.registry import ResourceType
 from apimachinery.validation import FieldError, Path
@@ -35,6 +36,18 @@ FIELD_LABELS: dict[str, tuple[str, ...]] = {
     "jobs": ("status.successful",),
     "persistentvolumeclaims": ("spec.volumeName",),
     "services": ("spec.clusterIP", "spec.type"),
+}
+
+
+# The status the server writes on create where status is a subresource (Go emits these fields,
+# and strict clients require them).
+_INITIAL_STATUS: dict[tuple[str, str], Callable[[dict[str, Any]], dict[str, Any]]] = {
+    ("", "pods"): lambda pod: {"phase": "Pending", "qosClass": compute_pod_qos(pod)},
+    ("apps", "replicasets"): lambda _o: {"replicas": 0},
+    ("apps", "statefulsets"): lambda _o: {"replicas": 0, "availableReplicas": 0},
+    ("", "replicationcontrollers"): lambda _o: {"replicas": 0},
+    ("apps", "daemonsets"): lambda _o: {"currentNumberScheduled": 0, "desiredNumberScheduled": 0,
+                                        "numberMisscheduled": 0, "numberReady": 0},
 }
 
 
@@ -81,8 +94,18 @@ class Strategy:
             meta["generation"] = 1
         if self.rt.status_subresource and self.rt.plural not in ("namespaces",):
             obj.pop("status", None)
+            initial = _INITIAL_STATUS.get((self.rt.group, self.rt.plural))
+            if initial is not None:
+                obj["status"] = initial(obj)
         obj["apiVersion"] = self.rt.api_version
         obj["kind"] = self.rt.kind
+        if self.rt.group == "" and self.rt.plural == "namespaces":
+            # The namespace controller removes this finalizer once the namespace is empty.
+            spec = obj.setdefault("spec", {})
+            finalizers = list(spec.get("finalizers") or [])
+            if "kubernetes" not in finalizers:
+                finalizers.append("kubernetes")
+            spec["finalizers"] = finalizers
         self.default(obj)
 
     def default(self, obj: dict[str, Any]) -> None:

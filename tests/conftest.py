@@ -43,3 +43,19 @@ def kv3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KVCluster]:
         raise
     yield cluster
     cluster.close()
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator["APICluster"]:
+    """A 1-member store and one API server over HTTPS, shared by one module's tests."""
+    from tests.harness.apicluster import APICluster
+
+    cluster = APICluster(tmp_path_factory.mktemp("api"))
+    try:
+        cluster.start()
+    except TimeoutError:
+        print(cluster.logs())
+        cluster.close()
+        raise
+    yield cluster
+    cluster.close()

@@ -93,7 +93,7 @@ class APIServer:
     def strategy(self, rt: ResourceType) -> Strategy:
         key = (rt.group, rt.version, rt.plural)
         if key not in self._strategies:
-            self._strategies[key] = Strategy(rt, _defaulter())
+            self._strategies[key] = Strategy(rt)
         return self._strategies[key]
 
     # ------------------------------------------------------------------ lifecycle
@@ -339,12 +339,6 @@ class APIServer:
         else:
             raise errors.method_not_allowed(resource=rt.plural, action="create", group=rt.group)
         return web.Response(status=201, body=orjson.dumps(out), content_type="application/json")
-
-
-def _defaulter() -> Any:
-    from apimachinery.defaults import apply_defaults
-
-    return apply_defaults
 
 
 def _protobuf_decoder() -> Any:

@@ -11,12 +11,10 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from apimachinery import meta as m
-from apimachinery.defaults import compute_pod_qos
+from apimachinery.defaults import apply_defaults, default_status
 from apimachinery import validation as v
 from apimachinery.registry import ResourceType
 from apimachinery.validation import FieldError, Path
-
-Defaulter = Callable[[str, str, str, dict[str, Any]], None]
 
 # Resources whose names must be DNS-1123 labels (the rest: subdomains), as upstream validates them.
 _LABEL_NAMED = {"namespaces", "services"}
@@ -36,18 +34,6 @@ FIELD_LABELS: dict[str, tuple[str, ...]] = {
     "jobs": ("status.successful",),
     "persistentvolumeclaims": ("spec.volumeName",),
     "services": ("spec.clusterIP", "spec.type"),
-}
-
-
-# The status the server writes on create where status is a subresource (Go emits these fields,
-# and strict clients require them).
-_INITIAL_STATUS: dict[tuple[str, str], Callable[[dict[str, Any]], dict[str, Any]]] = {
-    ("", "pods"): lambda pod: {"phase": "Pending", "qosClass": compute_pod_qos(pod)},
-    ("apps", "replicasets"): lambda _o: {"replicas": 0},
-    ("apps", "statefulsets"): lambda _o: {"replicas": 0, "availableReplicas": 0},
-    ("", "replicationcontrollers"): lambda _o: {"replicas": 0},
-    ("apps", "daemonsets"): lambda _o: {"currentNumberScheduled": 0, "desiredNumberScheduled": 0,
-                                        "numberMisscheduled": 0, "numberReady": 0},
 }
 
 
@@ -76,9 +62,8 @@ def _spec_of(obj: dict[str, Any]) -> Any:
 
 
 class Strategy:
-    def __init__(self, rt: ResourceType, defaulter: Defaulter | None = None) -> None:
+    def __init__(self, rt: ResourceType) -> None:
         self.rt = rt
-        self.defaulter = defaulter
 
     # ------------------------------------------------------------------ create
 
@@ -94,23 +79,11 @@ class Strategy:
             meta["generation"] = 1
         if self.rt.status_subresource and self.rt.plural not in ("namespaces",):
             obj.pop("status", None)
-            initial = _INITIAL_STATUS.get((self.rt.group, self.rt.plural))
-            if initial is not None:
-                obj["status"] = initial(obj)
         obj["apiVersion"] = self.rt.api_version
         obj["kind"] = self.rt.kind
-        if self.rt.group == "" and self.rt.plural == "namespaces":
-            # The namespace controller removes this finalizer once the namespace is empty.
-            spec = obj.setdefault("spec", {})
-            finalizers = list(spec.get("finalizers") or [])
-            if "kubernetes" not in finalizers:
-                finalizers.append("kubernetes")
-            spec["finalizers"] = finalizers
-        self.default(obj)
-
-    def default(self, obj: dict[str, Any]) -> None:
-        if self.defaulter is not None:
-            self.defaulter(self.rt.group, self.rt.version, self.rt.kind, obj)
+        # create=True adds the namespace's "kubernetes" finalizer (the namespace controller removes it).
+        apply_defaults(self.rt.group, self.rt.version, self.rt.kind, obj, create=True)
+        default_status(self.rt.group, self.rt.version, self.rt.kind, obj)
 
     # ------------------------------------------------------------------ update
 
@@ -129,7 +102,7 @@ class Strategy:
                 new["status"] = old["status"]
             else:
                 new.pop("status", None)
-        self.default(new)
+        apply_defaults(self.rt.group, self.rt.version, self.rt.kind, new)
         generation = old_meta.get("generation")
         if generation is not None:
             changed = _spec_of(new) != _spec_of(old)

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import typer
+from rich.console import Console
+from rich.table import Table
 
 app = typer.Typer(help="Pilothouse: a Kubernetes-compatible orchestrator in Python.", no_args_is_help=True,
                   add_completion=False)
+console = Console()
 
+_PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+STATE_DIR_HELP = "state directory (kubeconfig, credentials, data, logs, pids)"
 
 
 @app.callback()
 def _root() -> None:
     """Pilothouse: a Kubernetes-compatible orchestrator in Python."""
-
-
-_PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 
 
 @app.command("kvstore", context_settings=_PASSTHROUGH, add_help_option=False)
@@ -31,6 +39,92 @@ def apiserver(ctx: typer.Context) -> None:
     from apiserver.app import main
 
     main(list(ctx.args))
+
+
+@app.command("up")
+def up(state_dir: Path = typer.Option(Path(".pilot"), help=STATE_DIR_HELP),
+       detach: bool = typer.Option(False, "--detach", "-d", help="return once the cluster is ready"),
+       api_port: int = typer.Option(6443, help="first API server port (first `up` only)"),
+       store_port: int = typer.Option(23790, help="base port of the store members (first `up` only)"),
+       apiservers: int = typer.Option(2, help="API server replicas (first `up` only)"),
+       timeout: float = typer.Option(90.0, help="seconds to wait for readiness with --detach")) -> None:
+    """Start a local cluster (3 store members, API servers) as supervised processes."""
+    from pilot import local
+
+    layout = local.prepare(state_dir, api_port=api_port, store_port=store_port, apiservers=apiservers)
+    kubeconfig = layout.state_dir / "kubeconfig"
+    if detach:
+        with console.status("starting Pilothouse…") as status:
+            def progress(rows: list[dict]) -> None:
+                healthy = sum(1 for r in rows if r["health"] == "ok")
+                status.update(f"starting Pilothouse… {healthy}/{len(rows)} components healthy")
+
+            ok = local.start_detached(layout, timeout=timeout, progress=progress)
+        if not ok:
+            console.print(f"[red]cluster not ready after {timeout:.0f}s[/red]; logs in {layout.state_dir / 'logs'}")
+            raise typer.Exit(1)
+        console.print(f"[green]Pilothouse is ready.[/green] kubectl --kubeconfig {kubeconfig} get ns")
+        return
+
+    def ready() -> None:
+        console.print(f"[green]Pilothouse is ready.[/green] kubectl --kubeconfig {kubeconfig} get ns  (Ctrl-C stops)")
+
+    asyncio.run(local.supervise(layout, on_ready=ready))
+
+
+@app.command("supervise", hidden=True)
+def supervise(state_dir: Path = typer.Option(Path(".pilot"), help=STATE_DIR_HELP)) -> None:
+    """Run the supervisor in the foreground (what `pilot up --detach` starts)."""
+    from pilot import local
+
+    asyncio.run(local.supervise(local.prepare(state_dir)))
+
+
+@app.command("down")
+def down(state_dir: Path = typer.Option(Path(".pilot"), help=STATE_DIR_HELP),
+         purge: bool = typer.Option(False, "--purge", help="also delete the state directory (all data)")) -> None:
+    """Stop everything `pilot up` started."""
+    from pilot import local
+
+    stopped = local.stop(state_dir) if state_dir.exists() else False
+    console.print("stopped" if stopped else "nothing was running")
+    if purge and state_dir.exists():
+        shutil.rmtree(state_dir)
+        console.print(f"removed {state_dir}")
+
+
+@app.command("status")
+def status(state_dir: Path = typer.Option(Path(".pilot"), help=STATE_DIR_HELP)) -> None:
+    """One line per component: name, pid, URL, health; the store leader is marked."""
+    from pilot import local
+
+    if not (state_dir / "cluster.json").exists():
+        console.print(f"no cluster in {state_dir}")
+        raise typer.Exit(1)
+    layout = local.prepare(state_dir)
+    table = Table("component", "pid", "url", "health", "leader")
+    rows = local.component_health(layout)
+    for row in rows:
+        color = "green" if row["health"] == "ok" else "red"
+        table.add_row(row["name"], str(row["pid"] or "-"), row["url"], f"[{color}]{row['health']}[/{color}]",
+                      "*" if row["leader"] else "")
+    console.print(table)
+    if any(r["health"] != "ok" for r in rows):
+        raise typer.Exit(1)
+
+
+@app.command("logs")
+def logs(component: str, state_dir: Path = typer.Option(Path(".pilot"), help=STATE_DIR_HELP),
+         follow: bool = typer.Option(False, "--follow", "-f")) -> None:
+    """Print a component's log (e.g. kvstore-1, apiserver-1, supervisor)."""
+    path = state_dir / "logs" / f"{component}.log"
+    if not path.exists():
+        console.print(f"no log for {component} in {path.parent}")
+        raise typer.Exit(1)
+    if follow:
+        subprocess.run(["tail", "-n", "200", "-F", str(path)], check=False)
+    else:
+        sys.stdout.write(path.read_text(errors="replace"))
 
 
 if __name__ == "__main__":  # pragma: no cover

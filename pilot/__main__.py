@@ -1,0 +1,5 @@
+"""``python -m pilot``: the same as the ``pilot`` command."""
+
+from .cli import app
+
+app()

@@ -1,0 +1,233 @@
+"""The local cluster behind ``pilot up``: its layout in the state dir, start, status and stop.
+
+State dir (default ``./.pilot``)::
+
+    cluster.json      ports chosen on the first ``pilot up`` (reused by later ones)
+    kubeconfig        admin kubeconfig (HTTPS, embedded CA, token)
+    pki/ tokens.csv peer-secret     credentials, mode 0600
+    data/kvstore-N/   store members' journals and snapshots
+    logs/<name>.log   pids/<name>.pid   one per component, plus the supervisor's
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .certs import ensure_certificates, new_token, write_kubeconfig, write_token_file
+from .supervisor import Component, Supervisor, install_stop_signals
+
+DEFAULT_STATE_DIR = Path(".pilot")
+
+
+@dataclass(frozen=True)
+class Layout:
+    state_dir: Path
+    store: list[dict[str, Any]]  # name, client, peer
+    api_ports: list[int]
+
+    @property
+    def store_endpoints(self) -> list[str]:
+        return [f"http://127.0.0.1:{m['client']}" for m in self.store]
+
+    @property
+    def api_url(self) -> str:
+        return f"https://127.0.0.1:{self.api_ports[0]}"
+
+    def components(self) -> list[Component]:
+        py = sys.executable
+        initial = ",".join(f"{m['name']}=127.0.0.1:{m['peer']}" for m in self.store)
+        out = []
+        for m in self.store:
+            out.append(Component(m["name"], [
+                py, "-m", "kvstore", "--name", m["name"], "--data-dir", str(self.state_dir / "data" / m["name"]),
+                "--listen-client", f"http://127.0.0.1:{m['client']}", "--listen-peer", f"127.0.0.1:{m['peer']}",
+                "--initial-cluster", initial, "--peer-secret-file", str(self.state_dir / "peer-secret")],
+                url=f"http://127.0.0.1:{m['client']}"))
+        pki = self.state_dir / "pki"
+        for i, port in enumerate(self.api_ports, 1):
+            out.append(Component(f"apiserver-{i}", [
+                py, "-m", "apiserver", "--etcd-servers", ",".join(self.store_endpoints),
+                "--bind", f"127.0.0.1:{port}", "--tls-cert-file", str(pki / "apiserver.crt"),
+                "--tls-private-key-file", str(pki / "apiserver.key"),
+                "--token-auth-file", str(self.state_dir / "tokens.csv")],
+                url=f"https://127.0.0.1:{port}"))
+        return out
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def prepare(state_dir: Path, *, api_port: int = 6443, store_port: int = 23790, store_size: int = 3,
+            apiservers: int = 2) -> Layout:
+    """Create (or reuse) the state dir: ports, credentials, kubeconfig."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(state_dir, 0o700)
+    layout_file = state_dir / "cluster.json"
+    if layout_file.exists():
+        data = json.loads(layout_file.read_text())
+    else:
+        data = {
+            "store": [{"name": f"kvstore-{i}", "client": store_port + 2 * i - 1, "peer": store_port + 2 * i}
+                      for i in range(1, store_size + 1)],
+            "api_ports": [api_port + i for i in range(apiservers)],
+        }
+        busy = [p for m in data["store"] for p in (m["client"], m["peer"])] + data["api_ports"]
+        taken = [p for p in busy if not _port_free(p)]
+        if taken:
+            raise SystemExit(f"ports already in use: {taken} (choose others with --api-port/--store-port)")
+        layout_file.write_text(json.dumps(data, indent=2) + "\n")
+    layout = Layout(state_dir.resolve(), data["store"], data["api_ports"])
+    ensure_certificates(state_dir / "pki", hosts=["127.0.0.1", "localhost"])
+    secret = state_dir / "peer-secret"
+    if not secret.exists():
+        fd = os.open(secret, os.O_WRONLY | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(new_token() + new_token())
+    tokens = state_dir / "tokens.csv"
+    if not tokens.exists():
+        admin = new_token()
+        write_token_file(tokens, [(admin, "admin", "admin", ["system:masters"])])
+        write_kubeconfig(state_dir / "kubeconfig", server=layout.api_url, ca_cert=state_dir / "pki" / "ca.crt",
+                         token=admin)
+    return layout
+
+
+def api_ready(layout: Layout, port: int | None = None, timeout: float = 1.0) -> bool:
+    ctx = ssl.create_default_context(cafile=str(layout.state_dir / "pki" / "ca.crt"))
+    url = f"https://127.0.0.1:{port or layout.api_ports[0]}/readyz"
+    try:
+        with urllib.request.urlopen(url, context=ctx, timeout=timeout) as resp:
+            return resp.status == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def store_status(url: str, timeout: float = 1.0) -> dict[str, Any] | None:
+    req = urllib.request.Request(url + "/v3/maintenance/status", data=b"{}", method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return json.loads(resp.read())
+    except (OSError, urllib.error.URLError, ValueError):
+        return None
+
+
+def cluster_ready(layout: Layout) -> bool:
+    return all(api_ready(layout, port) for port in layout.api_ports)
+
+
+# ---------------------------------------------------------------------- supervising
+
+async def supervise(layout: Layout, *, on_ready: Any = None) -> None:
+    """Run every component until SIGTERM/SIGINT; the foreground of ``pilot up``."""
+    pid_file = layout.state_dir / "pids" / "supervisor.pid"
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(f"{os.getpid()}\n")
+    sup = Supervisor(layout.state_dir, layout.components())
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    await sup.start()
+    if on_ready is not None:
+        loop = asyncio.get_running_loop()
+        while not stop.is_set() and not await loop.run_in_executor(None, cluster_ready, layout):
+            await asyncio.sleep(0.1)
+        if not stop.is_set():
+            on_ready()
+    await stop.wait()
+    await sup.stop()
+    pid_file.unlink(missing_ok=True)
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        pid = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return pid
+
+
+def start_detached(layout: Layout, *, timeout: float = 60.0, progress: Any = None) -> bool:
+    pid = read_pid(layout.state_dir / "pids" / "supervisor.pid")
+    if pid is None:
+        log = open(layout.state_dir / "logs" / "supervisor.log", "ab") if (layout.state_dir / "logs").exists() else None
+        if log is None:
+            (layout.state_dir / "logs").mkdir(parents=True, exist_ok=True)
+            log = open(layout.state_dir / "logs" / "supervisor.log", "ab")
+        subprocess.Popen([sys.executable, "-m", "pilot", "supervise", "--state-dir", str(layout.state_dir)],
+                         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if progress is not None:
+            progress(component_health(layout))
+        if cluster_ready(layout):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def stop(state_dir: Path, timeout: float = 20.0) -> bool:
+    pids_dir = state_dir / "pids"
+    sup = read_pid(pids_dir / "supervisor.pid")
+    if sup is not None:
+        os.kill(sup, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and read_pid(pids_dir / "supervisor.pid") is not None:
+            time.sleep(0.1)
+    stopped = sup is not None
+    # Anything left behind (a supervisor killed with -9): stop it by its pid file.
+    for pid_file in pids_dir.glob("*.pid") if pids_dir.exists() else []:
+        pid = read_pid(pid_file)
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                stopped = True
+            except ProcessLookupError:
+                pass
+        pid_file.unlink(missing_ok=True)
+    return stopped
+
+
+def component_health(layout: Layout) -> list[dict[str, Any]]:
+    rows = []
+    leader_id = None
+    for comp in layout.components():
+        pid = read_pid(layout.state_dir / "pids" / f"{comp.name}.pid")
+        row: dict[str, Any] = {"name": comp.name, "pid": pid, "url": comp.url, "health": "down", "leader": False}
+        if comp.name.startswith("kvstore") and pid:
+            st = store_status(comp.url)
+            if st is not None:
+                row["health"] = "ok" if st.get("leader") else "no leader"
+                leader_id = st.get("leader", leader_id)
+                row["member_id"] = st["header"]["member_id"]
+        elif comp.name.startswith("apiserver") and pid:
+            row["health"] = "ok" if api_ready(layout, int(comp.url.rsplit(":", 1)[1])) else "not ready"
+        rows.append(row)
+    for row in rows:
+        if leader_id and row.get("member_id") == leader_id:
+            row["leader"] = True
+    return rows

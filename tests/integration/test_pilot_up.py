@@ -1,0 +1,69 @@
+"""`pilot up` / `status` / `down`: a supervised local cluster that heals and keeps its data."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.harness.apicluster import KUBECTL
+from tests.harness.kvcluster import free_ports
+
+pytestmark = pytest.mark.slow
+
+
+def pilot(*args: str, cwd: Path, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([sys.executable, "-m", "pilot", *args], cwd=cwd, capture_output=True, text=True,
+                            timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"pilot {' '.join(args)}: {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def kubectl(state: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([KUBECTL, "--kubeconfig", str(state / "kubeconfig"), "--cache-dir", str(state / "kc"),
+                             *args], capture_output=True, text=True, timeout=60)
+    if check and result.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)}: {result.stderr}")
+    return result
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed on this machine")
+def test_up_status_heal_restart_down(tmp_path: Path) -> None:
+    api_port, store_port = free_ports(1)[0], 41000 + (os.getpid() % 200) * 10
+    state = tmp_path / ".pilot"
+    try:
+        pilot("up", "--detach", "--api-port", str(api_port), "--store-port", str(store_port), "--apiservers", "1",
+              cwd=tmp_path)
+        assert (state / "kubeconfig").exists()
+        assert oct((state / "tokens.csv").stat().st_mode)[-3:] == "600"
+        out = pilot("status", cwd=tmp_path).stdout
+        assert "kvstore-1" in out and "apiserver-1" in out and "*" in out
+        kubectl(state, "create", "configmap", "keep", "--from-literal=a=b")
+
+        # kill -9 the API server: the supervisor restarts it
+        pid = int((state / "pids" / "apiserver-1.pid").read_text())
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if kubectl(state, "get", "configmap", "keep", check=False).returncode == 0:
+                new_pid = (state / "pids" / "apiserver-1.pid").read_text().strip()
+                if new_pid != str(pid):
+                    break
+            time.sleep(0.3)
+        else:
+            raise AssertionError("API server was not restarted")
+
+        # a full restart on the same state dir keeps every object
+        pilot("down", cwd=tmp_path)
+        assert not list((state / "pids").glob("*.pid"))
+        pilot("up", "--detach", cwd=tmp_path)
+        assert kubectl(state, "get", "configmap", "keep", "-o", "jsonpath={.data.a}").stdout == "b"
+    finally:
+        pilot("down", "--purge", cwd=tmp_path, check=False)
+    assert not state.exists()

@@ -354,11 +354,9 @@ def _protobuf_decoder() -> Any:
 
 
 def _table_converter() -> Any:
-    try:
-        from apimachinery import tables
-    except ImportError:  # pragma: no cover - the converter lands separately
-        return None
     from datetime import datetime, timezone
+
+    from apimachinery import tables
 
     def convert(rt: ResourceType, objects: list[dict[str, Any]], include: str, list_meta: dict[str, Any]) -> dict[str, Any]:
         return tables.to_table(rt, objects, now=datetime.now(timezone.utc), include_object=include, list_meta=list_meta)

@@ -290,6 +290,8 @@ class Handlers:
         accept = request.headers.get("Accept", "")
         if "as=Table" in accept and self.table is not None:
             include = request.query.get("includeObject", "Metadata")
+            if single:
+                list_meta = {"resourceVersion": items[0]["metadata"].get("resourceVersion", "")}
             return _json_response(self.table(rt, items, include, list_meta or {}))
         if single:
             return _json_response(items[0])

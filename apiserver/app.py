@@ -342,10 +342,7 @@ class APIServer:
 
 
 def _protobuf_decoder() -> Any:
-    try:
-        from apimachinery import protobuf
-    except ImportError:  # pragma: no cover - the decoder lands separately
-        return None
+    from apimachinery import protobuf
 
     def decode(body: bytes, api_version: str, kind: str) -> dict[str, Any]:
         return protobuf.decode_object(body, api_version=api_version or None, kind=kind or None)

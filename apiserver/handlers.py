@@ -21,6 +21,7 @@ from aiohttp import web
 from apimachinery import errors
 from apimachinery import meta as m
 from apimachinery.errors import StatusError
+from apimachinery.protobuf import UnsupportedKindError
 from apimachinery.patch import json_patch, merge_patch, strategic_merge_patch, strategic_merge_schema
 from apimachinery.registry import Registry, ResourceType
 from apimachinery.selectors import FieldSelector, LabelSelector
@@ -101,8 +102,10 @@ class Handlers:
                 raise errors.unsupported_media_type([JSON, "application/yaml"])
             try:
                 obj = self.protobuf(body, rt.api_version if rt else "", rt.kind if rt else "")
-            except ValueError as exc:
+            except UnsupportedKindError as exc:
                 raise StatusError(code=415, reason="UnsupportedMediaType", message=str(exc)) from None
+            except ValueError as exc:
+                raise errors.bad_request(f"invalid protobuf body: {exc}") from None
         elif ctype in (JSON, "application/yaml", "text/plain", "application/octet-stream", ""):
             obj = self.decode_document(body, yaml_ok=ctype == "application/yaml")
         else:

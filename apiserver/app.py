@@ -272,6 +272,8 @@ class APIServer:
                 return await h.scale(request, info, user)
             elif info.subresource == "binding" and verb == "create":
                 return await h.binding(request, info, user)
+            elif info.subresource == "eviction" and verb == "create":
+                return await h.eviction(request, info, user)
             elif info.subresource == "finalize" and verb == "update":
                 return await h.update(request, info, user)
             raise errors.method_not_allowed(resource=f"{rt.plural}/{info.subresource}", action=verb, group=rt.group)

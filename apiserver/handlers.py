@@ -690,6 +690,31 @@ class Handlers:
         updated = await self._write(info, mutate, dry_run)
         return _json_response(_to_scale(updated))
 
+    async def eviction(self, request: web.Request, info: RequestInfo, user: UserInfo) -> web.StreamResponse:
+        """POST pods/{name}/eviction: a graceful delete that PodDisruptionBudgets may refuse (429)."""
+        body = await self.read_object(request)
+        options = dict(body.get("deleteOptions") or {})
+        pod = await self.storage.get(info.rt, info.namespace, info.name)
+        await self._check_disruption_budgets(pod)
+        await self._delete_one(RequestInfo(info.rt, info.namespace, info.name, ""), user, options)
+        return _json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                               "code": 201}, 201)
+
+    async def _check_disruption_budgets(self, pod: dict[str, Any]) -> None:
+        pdbs = self.registry.get("policy", "v1", "poddisruptionbudgets")
+        if pdbs is None:
+            return
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        result = await self.storage.list(pdbs, pod["metadata"]["namespace"])
+        for pdb in result.items:
+            selector = (pdb.get("spec") or {}).get("selector")
+            if selector is None or not LabelSelector.from_structured(selector).matches(labels):
+                continue
+            allowed = (pdb.get("status") or {}).get("disruptionsAllowed", 0)
+            if allowed <= 0:
+                raise errors.too_many_requests(
+                    "Cannot evict pod as it would violate the pod's disruption budget.", retry_after_seconds=10)
+
     async def binding(self, request: web.Request, info: RequestInfo, user: UserInfo) -> web.StreamResponse:
         """POST pods/{name}/binding: the scheduler assigns a node, exactly once."""
         body = await self.read_object(request)

@@ -335,3 +335,28 @@ def test_pod_binding_once(api: APICluster) -> None:
     code, _, _ = api.request("DELETE", NS + "/pods/bindme", {"gracePeriodSeconds": 0})
     assert code == 200
     assert api.request("GET", NS + "/pods/bindme")[0] == 404
+
+
+def test_eviction_respects_disruption_budgets(api: APICluster) -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "evictme", "labels": {"pdb": "yes"}},
+           "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    api.request("POST", NS + "/pods", pod)
+    pdb = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "guard"},
+           "spec": {"minAvailable": 1, "selector": {"matchLabels": {"pdb": "yes"}}}}
+    code, created, _ = api.request("POST", "/apis/policy/v1/namespaces/default/poddisruptionbudgets", pdb)
+    assert code == 201
+    eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "evictme"}}
+    code, status, headers = api.request("POST", NS + "/pods/evictme/eviction", eviction)
+    assert code == 429 and status["reason"] == "TooManyRequests" and "disruption budget" in status["message"]
+    assert api.request("GET", NS + "/pods/evictme")[0] == 200
+    created["status"] = {"disruptionsAllowed": 1, "currentHealthy": 1, "desiredHealthy": 1, "expectedPods": 1}
+    api.request("PUT", "/apis/policy/v1/namespaces/default/poddisruptionbudgets/guard/status", created)
+    code, _, _ = api.request("POST", NS + "/pods/evictme/eviction", eviction)
+    assert code == 201
+    assert api.request("GET", NS + "/pods/evictme")[0] == 404
+
+
+def test_metrics_endpoint(api: APICluster) -> None:
+    code, body, _ = api.request("GET", "/metrics")
+    text = body.decode() if isinstance(body, bytes) else str(body)
+    assert code == 200 and "apiserver_request_total" in text and "apiserver_request_duration_seconds" in text

@@ -35,6 +35,8 @@ from .auth import (ANONYMOUS, AlwaysAllow, Attributes, Authenticator, Authorizer
 from .handlers import Handlers
 from .storage import Storage
 from .strategy import Strategy
+from .rbac import RBAC_GROUP, EscalationCheck, PrivilegedGroups, RBACAuthorizer, Rule
+from .rbac import default_objects as default_rbac_objects
 from .watchcache import ResourceCache
 
 log = logging.getLogger("apiserver")
@@ -62,21 +64,28 @@ def _verb(request: web.Request, info: requestinfo.RequestInfo) -> str:
 
 
 class APIServer:
-    def __init__(self, *, client: EtcdClient, authenticators: list[Authenticator], authorizer: AuthorizerChain,
+    def __init__(self, *, client: EtcdClient, authenticators: list[Authenticator], authorization_mode: str = "RBAC",
                  service_cidr: str = "10.96.0.0/12", node_ports: tuple[int, int] = (30000, 32767),
                  advertise: str = "127.0.0.1:6443") -> None:
         self.registry = Registry()
         self.client = client
         self.storage = Storage(client)
         self.authenticators = authenticators
-        self.authorizer = authorizer
+        self.rbac = RBACAuthorizer(self._rbac_objects)
+        if authorization_mode == "AlwaysAllow":
+            self.authorizer = AuthorizerChain([AlwaysAllow()])
+        else:
+            self.authorizer = AuthorizerChain([PrivilegedGroups(), self.rbac])
         self.advertise = advertise
         self.caches: dict[tuple[str, str], ResourceCache] = {}
         self._strategies: dict[tuple[str, str, str], Strategy] = {}
         self.allocator = Allocator(client, cidr=service_cidr, node_ports=node_ports)
         namespaces = self.registry.get("", "v1", "namespaces")
         assert namespaces is not None
-        self.admission = AdmissionChain([NamespaceLifecycle(self.storage, namespaces)])
+        plugins: list[Any] = [NamespaceLifecycle(self.storage, namespaces)]
+        if authorization_mode != "AlwaysAllow":
+            plugins.append(EscalationCheck(self.rbac, self.authorizer.authorize, self._rbac_objects))
+        self.admission = AdmissionChain(plugins)
         self.handlers = Handlers(registry=self.registry, storage=self.storage, caches=self.caches,
                                  strategies=self.strategy, allocator=self.allocator, admit=self.admission,
                                  protobuf=_protobuf_decoder(), table=_table_converter())
@@ -89,6 +98,10 @@ class APIServer:
         watchers = Gauge("apiserver_registered_watchers", "Open watch streams", registry=self.metrics)
         watchers.set_function(lambda: self.handlers.watchers)
         self._ready = False
+
+    def _rbac_objects(self, plural: str) -> list[dict[str, Any]]:
+        cache = self.caches.get((RBAC_GROUP, plural))
+        return list(cache.objects.values()) if cache is not None else []
 
     def strategy(self, rt: ResourceType) -> Strategy:
         key = (rt.group, rt.version, rt.plural)
@@ -106,25 +119,44 @@ class APIServer:
             self.caches[(rt.group, rt.plural)] = cache
             cache.start()
         await self._bootstrap()
+        # Authorization reads RBAC objects from the caches: be ready only once they hold the defaults.
+        wanted = {(o["kind"], o["metadata"]["name"]) for o in default_rbac_objects()}
+        deadline = asyncio.get_running_loop().time() + 60
+        while asyncio.get_running_loop().time() < deadline:
+            have = {(o["kind"], o["metadata"]["name"]) for plural in ("clusterroles", "clusterrolebindings")
+                    for o in self._rbac_objects(plural)}
+            if wanted <= have:
+                break
+            await asyncio.sleep(0.05)
         self._ready = True
 
     async def _bootstrap(self) -> None:
-        """The namespaces every cluster has, and the ``kubernetes`` Service."""
+        """Create what every cluster has: system namespaces and the default RBAC roles and bindings.
+
+        Several replicas may race here: a create that finds the object already there is fine.
+        """
         ns_type = self.registry.get("", "v1", "namespaces")
         assert ns_type is not None
-        for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
-            obj: dict[str, Any] = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        objects: list[tuple[ResourceType, dict[str, Any]]] = [
+            (ns_type, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+            for name in ("default", "kube-system", "kube-public", "kube-node-lease")]
+        for obj in default_rbac_objects():
+            rt = self.registry.get(RBAC_GROUP, "v1", "clusterroles" if obj["kind"] == "ClusterRole" else "clusterrolebindings")
+            assert rt is not None
+            objects.append((rt, obj))
+        for rt, obj in objects:
             for attempt in range(50):
                 try:
-                    self.strategy(ns_type).prepare_create(obj)
-                    await self.storage.create(ns_type, obj)
+                    candidate = dict(obj, metadata=dict(obj["metadata"]))
+                    self.strategy(rt).prepare_create(candidate)
+                    await self.storage.create(rt, candidate)
                     break
                 except StatusError as err:
                     if err.code == 409:
                         break
                     raise
                 except Exception as exc:  # noqa: BLE001 - the store may still be electing a leader
-                    log.warning("bootstrap of namespace %s failed (%r); retrying", name, exc)
+                    log.warning("bootstrap of %s %s failed (%r); retrying", rt.plural, obj["metadata"]["name"], exc)
                     await asyncio.sleep(0.2 * (attempt + 1))
 
     async def stop(self) -> None:
@@ -182,8 +214,21 @@ class APIServer:
             log.info("%s %s %s %d %.1fms %s", request.method, request.path_qs, getattr(request.get("user"), "name", "-"),
                      code, elapsed * 1000, request.headers.get("User-Agent", ""))
 
+    async def _authorize_path(self, request: web.Request) -> None:
+        user: UserInfo = request["user"]
+        verb = request.method.lower()
+        if verb == "head":
+            verb = "get"
+        attrs = Attributes(user=user, verb=verb, resource_request=False, path=request.path)
+        decision, reason = await self.authorizer.authorize(attrs)
+        if decision is not Decision.ALLOW:
+            raise errors.forbidden_path(user=user.name, verb=verb, path=request.path, reason=reason)
+
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path
+        is_resource = path.startswith(("/api/", "/apis/")) and requestinfo.parse(self.registry, path.rstrip("/")) is not None
+        if not is_resource and self._ready:
+            await self._authorize_path(request)
         if path in ("/healthz", "/livez", "/readyz") or path.startswith(("/healthz/", "/livez/", "/readyz/")):
             ok = self._ready or not path.startswith("/readyz")
             return web.Response(status=200 if ok else 503, text="ok" if ok else "not ready")
@@ -336,8 +381,17 @@ class APIServer:
             if reason:
                 out["status"]["reason"] = reason
         elif rt.kind == "SelfSubjectRulesReview":
-            out["status"] = {"resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
-                             "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}], "incomplete": False}
+            namespace = (body.get("spec") or {}).get("namespace", "")
+            if "system:masters" in user.groups:
+                rules = [Rule(("*",), ("*",), ("*",)), Rule(("*",), non_resource_urls=("*",))]
+            else:
+                rules = self.rbac.rules_for(user, namespace)
+            out["status"] = {
+                "resourceRules": [{k: v for k, v in r.to_dict().items() if k != "nonResourceURLs"}
+                                  for r in rules if not r.non_resource_urls],
+                "nonResourceRules": [{"verbs": list(r.verbs), "nonResourceURLs": list(r.non_resource_urls)}
+                                     for r in rules if r.non_resource_urls],
+                "incomplete": False}
         else:
             raise errors.method_not_allowed(resource=rt.plural, action="create", group=rt.group)
         return web.Response(status=201, body=orjson.dumps(out), content_type="application/json")
@@ -372,6 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-cert-file", help="serving certificate (PEM); without it the API is plain HTTP")
     p.add_argument("--tls-private-key-file", help="serving key (PEM)")
     p.add_argument("--token-auth-file", help="static tokens: token,user,uid[,\"group1,group2\"] per line")
+    p.add_argument("--authorization-mode", default="RBAC", choices=["RBAC", "AlwaysAllow"],
+                   help="RBAC (system:masters may do anything) or AlwaysAllow (every authenticated request)")
     p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12")
     p.add_argument("--service-node-port-range", default="30000-32767")
     p.add_argument("--advertise-address", default=None, help="HOST:PORT clients should use (default: --bind)")
@@ -386,7 +442,7 @@ async def serve(args: argparse.Namespace) -> None:
         authenticators.append(TokenFileAuthenticator.from_file(args.token_auth_file))
     low, _, high = args.service_node_port_range.partition("-")
     client = EtcdClient(args.etcd_servers.split(","), timeout=10)
-    server = APIServer(client=client, authenticators=authenticators, authorizer=AuthorizerChain([AlwaysAllow()]),
+    server = APIServer(client=client, authenticators=authenticators, authorization_mode=args.authorization_mode,
                        service_cidr=args.service_cluster_ip_range, node_ports=(int(low), int(high)),
                        advertise=args.advertise_address or args.bind)
     ssl_ctx = None

@@ -112,4 +112,4 @@ class AuthorizerChain:
             decision, reason = await authorizer.authorize(attrs)
             if decision is not Decision.NO_OPINION:
                 return decision, reason
-        return Decision.DENY, "no authorizer allowed the request"
+        return Decision.DENY, ""

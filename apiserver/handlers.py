@@ -321,8 +321,6 @@ class Handlers:
             timeout = random.randint(1800, 3600)
         bookmarks = _query_bool(request, "allowWatchBookmarks")
         as_table = "as=Table" in request.headers.get("Accept", "") and self.table is not None
-        if rv is not None and rv > cache.revision:
-            await cache.wait_for_revision(rv)
         resp = web.StreamResponse(status=200, headers={"Content-Type": JSON, "Cache-Control": "no-cache"})
         resp.enable_chunked_encoding()
         try:
@@ -542,7 +540,6 @@ class Handlers:
     # ------------------------------------------------------------------ delete
 
     async def delete(self, request: web.Request, info: RequestInfo, user: UserInfo) -> web.StreamResponse:
-        rt = info.rt
         options = await self._delete_options(request)
         obj = await self._delete_one(info, user, options)
         return _json_response(obj)

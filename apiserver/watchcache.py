@@ -47,9 +47,10 @@ class Watcher:
     accept: Filter
     queue: asyncio.Queue[Event | None] = field(default_factory=lambda: asyncio.Queue(maxsize=2000))
     closed: bool = False
+    after: int = 0  # only events newer than this revision (the client's resourceVersion)
 
     def offer(self, ev: Event) -> None:
-        if self.closed:
+        if self.closed or ev.revision <= self.after:
             return
         if self.namespace and ev.object.get("metadata", {}).get("namespace") != self.namespace:
             return
@@ -97,7 +98,6 @@ class ResourceCache:
         self.complete_from = 0  # events after this revision are all in the window
         self.watchers: set[Watcher] = set()
         self.ready = asyncio.Event()
-        self._advanced = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -124,7 +124,6 @@ class ResourceCache:
                         self._apply(ev.type, ev.kv.key, ev.kv.value, ev.kv.mod_revision)
                     if msg.revision > self.revision and not msg.events:
                         self.revision = msg.revision
-                    self._signal()
             except Compacted:
                 log.info("watch cache for %s: history compacted, relisting", self.rt.group_resource)
             except asyncio.CancelledError:
@@ -154,7 +153,6 @@ class ResourceCache:
         if not self.ready.is_set():
             self.complete_from = result.revision
         self.ready.set()
-        self._signal()
 
     def _apply(self, kind: str, key: bytes, value: bytes, revision: int) -> None:
         old = self.objects.get(key)
@@ -179,24 +177,6 @@ class ResourceCache:
             if w.closed:
                 self.watchers.discard(w)
 
-    def _signal(self) -> None:
-        self._advanced.set()
-        self._advanced = asyncio.Event()
-
-    async def wait_for_revision(self, revision: int, timeout: float = 3.0) -> None:
-        """Wait until the cache has caught up with ``revision`` (a fresh store revision)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while self.revision < revision:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise errors.timeout(f"Too large resource version: {revision}, current: {self.revision}",
-                                     retry_after_seconds=1)
-            try:
-                await asyncio.wait_for(self._advanced.wait(), remaining)
-            except asyncio.TimeoutError:
-                pass
-
     # ------------------------------------------------------------------ serving
 
     def list(self, namespace: str, accept: Filter) -> tuple[list[dict[str, Any]], int]:
@@ -211,7 +191,7 @@ class ResourceCache:
 
     def watch(self, namespace: str, accept: Filter, resource_version: int | None) -> tuple[Watcher, list[Event]]:
         """Register a watcher; returns it and the events to send before the live ones."""
-        w = Watcher(namespace, accept)
+        w = Watcher(namespace, accept, after=resource_version or 0)
         initial: list[Event] = []
         if resource_version is None or resource_version == 0:
             objs, rev = self.list(namespace, accept)

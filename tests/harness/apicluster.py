@@ -26,6 +26,7 @@ class APICluster:
     store_size: int = 1
     replicas: int = 1
     extra_args: tuple[str, ...] = ()
+    users: dict[str, list[str]] = field(default_factory=dict)  # extra token users: name -> groups
     store: KVCluster = field(init=False)
     ports: list[int] = field(default_factory=list)
     procs: list[subprocess.Popen[bytes] | None] = field(default_factory=list)
@@ -39,7 +40,9 @@ class APICluster:
         self.certs = ensure_certificates(self.root / "pki", hosts=["127.0.0.1"])
         self.token = new_token()
         self.token_file = self.root / "tokens.csv"
-        write_token_file(self.token_file, [(self.token, "admin", "admin-uid", ["system:masters"])])
+        self.tokens = {name: new_token() for name in self.users}
+        write_token_file(self.token_file, [(self.token, "admin", "admin-uid", ["system:masters"])] +
+                         [(self.tokens[n], n, f"{n}-uid", groups) for n, groups in self.users.items()])
         self.kubeconfig = self.root / "kubeconfig"
         write_kubeconfig(self.kubeconfig, server=self.url(0), ca_cert=self.certs.ca_cert, token=self.token)
 

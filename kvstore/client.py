@@ -57,6 +57,21 @@ class Compacted(EtcdClientError):
         self.compact_revision = compact_revision
 
 
+# Unavailable answers to a write that etcd gives before proposing it, so a retry cannot apply it twice.
+# Every other Unavailable answer to a write ("etcdserver: request timed out", "... possibly due to
+# previous leader failure", "etcdserver: server stopped", ...) comes after the proposal entered the
+# Raft log, where it may still commit: the outcome is unknown. etcd's own client retries a mutation
+# only when it never reached a server, for the same reason.
+_WRITE_NOT_PROPOSED = frozenset({"etcdserver: no leader", "etcdserver: not capable"})
+
+
+def _outcome_unknown(exc: EtcdClientError) -> bool:
+    """Whether a failed write may still have been applied."""
+    if exc.code == 14:
+        return exc.message not in _WRITE_NOT_PROPOSED
+    return exc.code == 2 and "deadline" in exc.message  # "context deadline exceeded"
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -256,11 +271,11 @@ class EtcdClient:
                         raise UnknownOutcome(4, f"{path} on {url}: {exc!r}") from exc
                     last = exc
                 except EtcdClientError as exc:
-                    if exc.http_status not in (503,) or (write and exc.code != 14):
-                        if write and exc.code == 2 and "deadline" in exc.message:
-                            raise UnknownOutcome(exc.code, exc.message, exc.http_status) from exc
+                    if write and _outcome_unknown(exc):
+                        raise UnknownOutcome(exc.code, exc.message, exc.http_status) from exc
+                    if exc.http_status != 503 or exc.code != 14:
                         raise
-                    last = exc  # unavailable (no leader / timed out before applying a read)
+                    last = exc  # unavailable: a read, or a write refused before it was proposed
                 self._eps.leader = None
             attempt += 1
             await asyncio.sleep(min(0.05 * 2**attempt, 0.5))

@@ -34,6 +34,7 @@ from .auth import (ANONYMOUS, AlwaysAllow, Attributes, Authenticator, Authorizer
                    TokenFileAuthenticator, UserInfo, bearer_token)
 from .handlers import Handlers
 from .storage import Storage
+from .serviceaccounts import ServiceAccountAuthenticator, TokenIssuer, load_private_key, token_request
 from .strategy import Strategy
 from .rbac import RBAC_GROUP, EscalationCheck, PrivilegedGroups, RBACAuthorizer, Rule
 from .rbac import default_objects as default_rbac_objects
@@ -66,11 +67,14 @@ def _verb(request: web.Request, info: requestinfo.RequestInfo) -> str:
 class APIServer:
     def __init__(self, *, client: EtcdClient, authenticators: list[Authenticator], authorization_mode: str = "RBAC",
                  service_cidr: str = "10.96.0.0/12", node_ports: tuple[int, int] = (30000, 32767),
-                 advertise: str = "127.0.0.1:6443") -> None:
+                 advertise: str = "127.0.0.1:6443", token_issuer: TokenIssuer | None = None) -> None:
         self.registry = Registry()
         self.client = client
         self.storage = Storage(client)
-        self.authenticators = authenticators
+        self.token_issuer = token_issuer
+        self.authenticators = list(authenticators)
+        if token_issuer is not None:
+            self.authenticators.append(ServiceAccountAuthenticator(token_issuer, self.storage, self.registry))
         self.rbac = RBACAuthorizer(self._rbac_objects)
         if authorization_mode == "AlwaysAllow":
             self.authorizer = AuthorizerChain([AlwaysAllow()])
@@ -170,9 +174,9 @@ class APIServer:
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         return app
 
-    def authenticate_token(self, token: str) -> UserInfo | None:
+    async def authenticate_token(self, token: str) -> UserInfo | None:
         for authenticator in self.authenticators:
-            user = authenticator.authenticate_token(token)
+            user = await authenticator.authenticate_token(token)
             if user is not None:
                 return user
         return None
@@ -184,7 +188,7 @@ class APIServer:
         try:
             path = request.path
             token = bearer_token(request)
-            user = self.authenticate_token(token) if token else None
+            user = await self.authenticate_token(token) if token else None
             if user is None:
                 if request.headers.get("Authorization") or path not in PUBLIC_PATHS:
                     raise errors.unauthorized()
@@ -319,6 +323,10 @@ class APIServer:
                 return await h.binding(request, info, user)
             elif info.subresource == "eviction" and verb == "create":
                 return await h.eviction(request, info, user)
+            elif info.subresource == "token" and verb == "create":
+                body = await h.read_object(request)
+                out = await token_request(self.token_issuer, self.storage, self.registry, info.namespace, info.name, body)
+                return web.Response(status=201, body=orjson.dumps(out), content_type="application/json")
             elif info.subresource == "finalize" and verb == "update":
                 return await h.update(request, info, user)
             raise errors.method_not_allowed(resource=f"{rt.plural}/{info.subresource}", action=verb, group=rt.group)
@@ -355,7 +363,7 @@ class APIServer:
             out["status"] = {"userInfo": info_out}
         elif rt.kind == "TokenReview":
             token = (body.get("spec") or {}).get("token", "")
-            who = self.authenticate_token(token) if token else None
+            who = await self.authenticate_token(token) if token else None
             out["status"] = ({"authenticated": True, "user": {"username": who.name, "uid": who.uid,
                                                                "groups": list(who.groups)}}
                              if who else {"authenticated": False, "error": "invalid bearer token"})
@@ -426,6 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-cert-file", help="serving certificate (PEM); without it the API is plain HTTP")
     p.add_argument("--tls-private-key-file", help="serving key (PEM)")
     p.add_argument("--token-auth-file", help="static tokens: token,user,uid[,\"group1,group2\"] per line")
+    p.add_argument("--service-account-signing-key-file", help="EC P-256 private key (PEM) that signs and verifies "
+                   "service-account tokens; every replica must use the same one")
     p.add_argument("--authorization-mode", default="RBAC", choices=["RBAC", "AlwaysAllow"],
                    help="RBAC (system:masters may do anything) or AlwaysAllow (every authenticated request)")
     p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12")
@@ -441,10 +451,14 @@ async def serve(args: argparse.Namespace) -> None:
     if args.token_auth_file:
         authenticators.append(TokenFileAuthenticator.from_file(args.token_auth_file))
     low, _, high = args.service_node_port_range.partition("-")
+    issuer = None
+    if args.service_account_signing_key_file:
+        with open(args.service_account_signing_key_file, "rb") as f:
+            issuer = TokenIssuer(load_private_key(f.read()))
     client = EtcdClient(args.etcd_servers.split(","), timeout=10)
     server = APIServer(client=client, authenticators=authenticators, authorization_mode=args.authorization_mode,
                        service_cidr=args.service_cluster_ip_range, node_ports=(int(low), int(high)),
-                       advertise=args.advertise_address or args.bind)
+                       advertise=args.advertise_address or args.bind, token_issuer=issuer)
     ssl_ctx = None
     if args.tls_cert_file:
         ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

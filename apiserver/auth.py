@@ -29,7 +29,7 @@ ANONYMOUS = UserInfo("system:anonymous", groups=("system:unauthenticated",))
 
 
 class Authenticator(Protocol):
-    def authenticate_token(self, token: str) -> UserInfo | None: ...
+    async def authenticate_token(self, token: str) -> UserInfo | None: ...
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -63,7 +63,7 @@ class TokenFileAuthenticator:
             tokens[row[0].strip()] = UserInfo(row[1].strip(), row[2].strip(), groups)
         return cls(tokens)
 
-    def authenticate_token(self, token: str) -> UserInfo | None:
+    async def authenticate_token(self, token: str) -> UserInfo | None:
         for known, user in self._tokens.items():
             if hmac.compare_digest(known.encode(), token.encode()):
                 return UserInfo(user.name, user.uid, tuple(dict.fromkeys((*user.groups, "system:authenticated"))))

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from apiserver.serviceaccounts import generate_private_key_pem
+
 from .certs import ensure_certificates, new_token, write_kubeconfig, write_token_file
 from .supervisor import Component, Supervisor, install_stop_signals
 
@@ -62,7 +64,8 @@ class Layout:
                 py, "-m", "apiserver", "--etcd-servers", ",".join(self.store_endpoints),
                 "--bind", f"127.0.0.1:{port}", "--tls-cert-file", str(pki / "apiserver.crt"),
                 "--tls-private-key-file", str(pki / "apiserver.key"),
-                "--token-auth-file", str(self.state_dir / "tokens.csv")],
+                "--token-auth-file", str(self.state_dir / "tokens.csv"),
+                "--service-account-signing-key-file", str(pki / "sa.key")],
                 url=f"https://127.0.0.1:{port}"))
         return out
 
@@ -97,6 +100,11 @@ def prepare(state_dir: Path, *, api_port: int = 6443, store_port: int = 23790, s
         layout_file.write_text(json.dumps(data, indent=2) + "\n")
     layout = Layout(state_dir.resolve(), data["store"], data["api_ports"])
     ensure_certificates(state_dir / "pki", hosts=["127.0.0.1", "localhost"])
+    sa_key = state_dir / "pki" / "sa.key"
+    if not sa_key.exists():
+        fd = os.open(sa_key, os.O_WRONLY | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(generate_private_key_pem())
     secret = state_dir / "peer-secret"
     if not secret.exists():
         fd = os.open(secret, os.O_WRONLY | os.O_CREAT, 0o600)

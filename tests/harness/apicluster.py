@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from apiserver.serviceaccounts import generate_private_key_pem
 from pilot.certs import ensure_certificates, new_token, write_kubeconfig, write_token_file
 from tests.harness.kvcluster import REPO, KVCluster, free_ports
 
@@ -43,6 +44,8 @@ class APICluster:
         self.tokens = {name: new_token() for name in self.users}
         write_token_file(self.token_file, [(self.token, "admin", "admin-uid", ["system:masters"])] +
                          [(self.tokens[n], n, f"{n}-uid", groups) for n, groups in self.users.items()])
+        self.sa_key = self.root / "pki" / "sa.key"
+        self.sa_key.write_bytes(generate_private_key_pem())
         self.kubeconfig = self.root / "kubeconfig"
         write_kubeconfig(self.kubeconfig, server=self.url(0), ca_cert=self.certs.ca_cert, token=self.token)
 
@@ -63,6 +66,7 @@ class APICluster:
             [sys.executable, "-m", "apiserver", "--etcd-servers", ",".join(self.store.endpoints),
              "--bind", f"127.0.0.1:{self.ports[i]}", "--tls-cert-file", str(self.certs.server_cert),
              "--tls-private-key-file", str(self.certs.server_key), "--token-auth-file", str(self.token_file),
+             "--service-account-signing-key-file", str(self.sa_key),
              *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         log.close()

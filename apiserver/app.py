@@ -32,8 +32,9 @@ from .admission import AdmissionChain, NamespaceLifecycle
 from .allocator import Allocator
 from .auth import (ANONYMOUS, AlwaysAllow, Attributes, Authenticator, AuthorizerChain, Decision,
                    TokenFileAuthenticator, UserInfo, bearer_token)
+from .encryption import load_config as load_encryption_config
 from .handlers import Handlers
-from .storage import Storage
+from .storage import Storage, Transformer
 from .serviceaccounts import ServiceAccountAuthenticator, TokenIssuer, load_private_key, token_request
 from .strategy import Strategy
 from .rbac import RBAC_GROUP, EscalationCheck, PrivilegedGroups, RBACAuthorizer, Rule
@@ -67,10 +68,11 @@ def _verb(request: web.Request, info: requestinfo.RequestInfo) -> str:
 class APIServer:
     def __init__(self, *, client: EtcdClient, authenticators: list[Authenticator], authorization_mode: str = "RBAC",
                  service_cidr: str = "10.96.0.0/12", node_ports: tuple[int, int] = (30000, 32767),
-                 advertise: str = "127.0.0.1:6443", token_issuer: TokenIssuer | None = None) -> None:
+                 advertise: str = "127.0.0.1:6443", token_issuer: TokenIssuer | None = None,
+                 transformer: Transformer | None = None) -> None:
         self.registry = Registry()
         self.client = client
-        self.storage = Storage(client)
+        self.storage = Storage(client, transformer)
         self.token_issuer = token_issuer
         self.authenticators = list(authenticators)
         if token_issuer is not None:
@@ -436,6 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token-auth-file", help="static tokens: token,user,uid[,\"group1,group2\"] per line")
     p.add_argument("--service-account-signing-key-file", help="EC P-256 private key (PEM) that signs and verifies "
                    "service-account tokens; every replica must use the same one")
+    p.add_argument("--encryption-provider-config", help="EncryptionConfiguration file: which resources are "
+                   "encrypted at rest with which AES-GCM keys")
     p.add_argument("--authorization-mode", default="RBAC", choices=["RBAC", "AlwaysAllow"],
                    help="RBAC (system:masters may do anything) or AlwaysAllow (every authenticated request)")
     p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12")
@@ -458,7 +462,9 @@ async def serve(args: argparse.Namespace) -> None:
     client = EtcdClient(args.etcd_servers.split(","), timeout=10)
     server = APIServer(client=client, authenticators=authenticators, authorization_mode=args.authorization_mode,
                        service_cidr=args.service_cluster_ip_range, node_ports=(int(low), int(high)),
-                       advertise=args.advertise_address or args.bind, token_issuer=issuer)
+                       advertise=args.advertise_address or args.bind, token_issuer=issuer,
+                       transformer=load_encryption_config(args.encryption_provider_config)
+                       if args.encryption_provider_config else None)
     ssl_ctx = None
     if args.tls_cert_file:
         ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

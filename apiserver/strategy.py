@@ -8,6 +8,7 @@ generation when the spec changed; validation answers 422 with field causes.
 
 from __future__ import annotations
 
+import base64
 from typing import Any, Callable
 
 from apimachinery import meta as m
@@ -53,6 +54,18 @@ def field_value(obj: dict[str, Any], path: str) -> str | None:
     return None
 
 
+def _fold_string_data(rt: ResourceType, obj: dict[str, Any]) -> None:
+    """A Secret's write-only ``stringData`` is merged into ``data`` (base64), as upstream does."""
+    if rt.group != "" or rt.plural != "secrets":
+        return
+    string_data = obj.pop("stringData", None)
+    if isinstance(string_data, dict) and string_data:
+        data = obj.get("data") if isinstance(obj.get("data"), dict) else {}
+        for key, value in string_data.items():
+            data[key] = base64.b64encode(str(value).encode()).decode()
+        obj["data"] = data
+
+
 def supported_fields(rt: ResourceType) -> tuple[str, ...]:
     return ("metadata.name", "metadata.namespace", *FIELD_LABELS.get(rt.plural, ()))
 
@@ -81,6 +94,7 @@ class Strategy:
             obj.pop("status", None)
         obj["apiVersion"] = self.rt.api_version
         obj["kind"] = self.rt.kind
+        _fold_string_data(self.rt, obj)
         # create=True adds the namespace's "kubernetes" finalizer (the namespace controller removes it).
         apply_defaults(self.rt.group, self.rt.version, self.rt.kind, obj, create=True)
         default_status(self.rt.group, self.rt.version, self.rt.kind, obj)
@@ -102,6 +116,7 @@ class Strategy:
                 new["status"] = old["status"]
             else:
                 new.pop("status", None)
+        _fold_string_data(self.rt, new)
         apply_defaults(self.rt.group, self.rt.version, self.rt.kind, new)
         generation = old_meta.get("generation")
         if generation is not None:

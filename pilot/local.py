@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from apiserver.encryption import new_config as new_encryption_config
 from apiserver.serviceaccounts import generate_private_key_pem
 
 from .certs import ensure_certificates, new_token, write_kubeconfig, write_token_file
@@ -65,7 +66,8 @@ class Layout:
                 "--bind", f"127.0.0.1:{port}", "--tls-cert-file", str(pki / "apiserver.crt"),
                 "--tls-private-key-file", str(pki / "apiserver.key"),
                 "--token-auth-file", str(self.state_dir / "tokens.csv"),
-                "--service-account-signing-key-file", str(pki / "sa.key")],
+                "--service-account-signing-key-file", str(pki / "sa.key"),
+                "--encryption-provider-config", str(self.state_dir / "encryption.yaml")],
                 url=f"https://127.0.0.1:{port}"))
         return out
 
@@ -105,6 +107,11 @@ def prepare(state_dir: Path, *, api_port: int = 6443, store_port: int = 23790, s
         fd = os.open(sa_key, os.O_WRONLY | os.O_CREAT, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(generate_private_key_pem())
+    encryption = state_dir / "encryption.yaml"
+    if not encryption.exists():
+        fd = os.open(encryption, os.O_WRONLY | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(new_encryption_config())
     secret = state_dir / "peer-secret"
     if not secret.exists():
         fd = os.open(secret, os.O_WRONLY | os.O_CREAT, 0o600)

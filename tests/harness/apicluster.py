@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from apiserver.encryption import new_config as new_encryption_config
 from apiserver.serviceaccounts import generate_private_key_pem
 from pilot.certs import ensure_certificates, new_token, write_kubeconfig, write_token_file
 from tests.harness.kvcluster import REPO, KVCluster, free_ports
@@ -46,6 +47,8 @@ class APICluster:
                          [(self.tokens[n], n, f"{n}-uid", groups) for n, groups in self.users.items()])
         self.sa_key = self.root / "pki" / "sa.key"
         self.sa_key.write_bytes(generate_private_key_pem())
+        self.encryption_config = self.root / "encryption.yaml"
+        self.encryption_config.write_text(new_encryption_config())
         self.kubeconfig = self.root / "kubeconfig"
         write_kubeconfig(self.kubeconfig, server=self.url(0), ca_cert=self.certs.ca_cert, token=self.token)
 
@@ -67,6 +70,7 @@ class APICluster:
              "--bind", f"127.0.0.1:{self.ports[i]}", "--tls-cert-file", str(self.certs.server_cert),
              "--tls-private-key-file", str(self.certs.server_key), "--token-auth-file", str(self.token_file),
              "--service-account-signing-key-file", str(self.sa_key),
+             "--encryption-provider-config", str(self.encryption_config),
              *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         log.close()

@@ -32,6 +32,7 @@ from .admission import AdmissionChain, NamespaceLifecycle
 from .allocator import Allocator
 from .auth import (ANONYMOUS, AlwaysAllow, Attributes, Authenticator, AuthorizerChain, Decision,
                    TokenFileAuthenticator, UserInfo, bearer_token)
+from .audit import AuditLog
 from .encryption import load_config as load_encryption_config
 from .handlers import Handlers
 from .storage import Storage, Transformer
@@ -69,11 +70,12 @@ class APIServer:
     def __init__(self, *, client: EtcdClient, authenticators: list[Authenticator], authorization_mode: str = "RBAC",
                  service_cidr: str = "10.96.0.0/12", node_ports: tuple[int, int] = (30000, 32767),
                  advertise: str = "127.0.0.1:6443", token_issuer: TokenIssuer | None = None,
-                 transformer: Transformer | None = None) -> None:
+                 transformer: Transformer | None = None, audit: AuditLog | None = None) -> None:
         self.registry = Registry()
         self.client = client
         self.storage = Storage(client, transformer)
         self.token_issuer = token_issuer
+        self.audit = audit
         self.authenticators = list(authenticators)
         if token_issuer is not None:
             self.authenticators.append(ServiceAccountAuthenticator(token_issuer, self.storage, self.registry))
@@ -186,6 +188,7 @@ class APIServer:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: HandlerFn) -> web.StreamResponse:
         started = time.perf_counter()
+        received = time.time()
         verb, resource, code = request.method, "", 500
         try:
             path = request.path
@@ -215,6 +218,10 @@ class APIServer:
             resource = request.get("resource", resource)
             verb = request.get("verb", verb)
             self._requests.labels(verb, resource, str(code)).inc()
+            if self.audit is not None:
+                self.audit.record(verb=verb.lower(), uri=request.path_qs, user=request.get("user"),
+                                  source_ip=request.remote or "", user_agent=request.headers.get("User-Agent", ""),
+                                  info=request.get("info"), code=code, received=received, completed=time.time())
             if verb != "watch":
                 self._latency.labels(verb, resource).observe(elapsed)
             log.info("%s %s %s %d %.1fms %s", request.method, request.path_qs, getattr(request.get("user"), "name", "-"),
@@ -267,6 +274,7 @@ class APIServer:
             raise errors.not_found_url()
         verb = _verb(request, info)
         request["verb"] = verb
+        request["info"] = info
         request["resource"] = info.rt.plural
         await self._authorize(request, info, verb)
         return await self._resource(request, info, verb)
@@ -440,6 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "service-account tokens; every replica must use the same one")
     p.add_argument("--encryption-provider-config", help="EncryptionConfiguration file: which resources are "
                    "encrypted at rest with which AES-GCM keys")
+    p.add_argument("--audit-log-path", help="write an audit.k8s.io/v1 Event per request (Metadata level) here")
     p.add_argument("--authorization-mode", default="RBAC", choices=["RBAC", "AlwaysAllow"],
                    help="RBAC (system:masters may do anything) or AlwaysAllow (every authenticated request)")
     p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12")
@@ -464,7 +473,8 @@ async def serve(args: argparse.Namespace) -> None:
                        service_cidr=args.service_cluster_ip_range, node_ports=(int(low), int(high)),
                        advertise=args.advertise_address or args.bind, token_issuer=issuer,
                        transformer=load_encryption_config(args.encryption_provider_config)
-                       if args.encryption_provider_config else None)
+                       if args.encryption_provider_config else None,
+                       audit=AuditLog(args.audit_log_path) if args.audit_log_path else None)
     ssl_ctx = None
     if args.tls_cert_file:
         ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

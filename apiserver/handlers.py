@@ -191,6 +191,7 @@ class Handlers:
                 raise errors.invalid(kind=rt.kind, group=rt.group, name="", causes=[_required("metadata.name",
                                      "name or generateName is required")])
             meta["name"] = prefix + "".join(random.choice(_NAME_CHARS) for _ in range(5))
+        request["info"] = RequestInfo(rt, info.namespace, meta["name"], "")  # the audit log names the object
         strategy = self.strategy(rt)
         strategy.prepare_create(obj)
         _record_manager(obj, request.query.get("fieldManager") or _default_manager(request), "Update", rt)

@@ -67,7 +67,8 @@ class Layout:
                 "--tls-private-key-file", str(pki / "apiserver.key"),
                 "--token-auth-file", str(self.state_dir / "tokens.csv"),
                 "--service-account-signing-key-file", str(pki / "sa.key"),
-                "--encryption-provider-config", str(self.state_dir / "encryption.yaml")],
+                "--encryption-provider-config", str(self.state_dir / "encryption.yaml"),
+                "--audit-log-path", str(self.state_dir / "logs" / f"audit-{i}.log")],
                 url=f"https://127.0.0.1:{port}"))
         return out
 

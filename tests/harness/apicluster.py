@@ -71,6 +71,7 @@ class APICluster:
              "--tls-private-key-file", str(self.certs.server_key), "--token-auth-file", str(self.token_file),
              "--service-account-signing-key-file", str(self.sa_key),
              "--encryption-provider-config", str(self.encryption_config),
+             "--audit-log-path", str(self.root / f"audit-{i}.log"),
              *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         log.close()

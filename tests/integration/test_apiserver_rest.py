@@ -360,3 +360,21 @@ def test_metrics_endpoint(api: APICluster) -> None:
     code, body, _ = api.request("GET", "/metrics")
     text = body.decode() if isinstance(body, bytes) else str(body)
     assert code == 200 and "apiserver_request_total" in text and "apiserver_request_duration_seconds" in text
+
+
+def test_audit_log_records_who_did_what(api: APICluster) -> None:
+    api.request("POST", NS + "/configmaps", cm("audited", secret="not-in-the-log"))
+    api.request("GET", NS + "/configmaps/audited", token="bad")
+    deadline = time.monotonic() + 5
+    events: list[dict] = []
+    while time.monotonic() < deadline:
+        events = [json.loads(line) for line in (api.root / "audit-0.log").read_text().splitlines()]
+        if any(e.get("objectRef", {}).get("name") == "audited" and e["verb"] == "create" for e in events):
+            break
+        time.sleep(0.1)
+    create = next(e for e in events if e.get("objectRef", {}).get("name") == "audited" and e["verb"] == "create")
+    assert create["kind"] == "Event" and create["apiVersion"] == "audit.k8s.io/v1" and create["level"] == "Metadata"
+    assert create["user"]["username"] == "admin" and create["responseStatus"]["code"] == 201
+    assert create["objectRef"] == {"resource": "configmaps", "apiVersion": "v1", "namespace": "default", "name": "audited"}
+    assert any(e["responseStatus"]["code"] == 401 for e in events)
+    assert "not-in-the-log" not in (api.root / "audit-0.log").read_text()

@@ -137,6 +137,9 @@ BUILTIN: tuple[ResourceType, ...] = (
     _r("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings"),
     _r("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", namespaced=False),
     _r("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", namespaced=False),
+    # custom resources
+    _r("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", namespaced=False,
+       short=("crd", "crds"), categories=("api-extensions",), subs=(_status("CustomResourceDefinition"),)),
     # review APIs: request/response only
     _r("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", namespaced=False, verbs=("create",),
        virtual=True),

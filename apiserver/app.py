@@ -16,13 +16,14 @@ import signal
 import ssl
 import sys
 import time
+from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable
 
 import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from apimachinery import errors
+from apimachinery import errors, tables
 from apimachinery.errors import StatusError
 from apimachinery.registry import Registry, ResourceType
 from kvstore.client import EtcdClient
@@ -33,6 +34,7 @@ from .allocator import Allocator
 from .auth import (ANONYMOUS, AlwaysAllow, Attributes, Authenticator, AuthorizerChain, Decision,
                    TokenFileAuthenticator, UserInfo, bearer_token)
 from .audit import AuditLog
+from .crd import CRD_GROUP, CRDManager, CRDStrategy
 from .encryption import load_config as load_encryption_config
 from .handlers import Handlers
 from .storage import Storage, Transformer
@@ -88,6 +90,7 @@ class APIServer:
         self.caches: dict[tuple[str, str], ResourceCache] = {}
         self._strategies: dict[tuple[str, str, str], Strategy] = {}
         self.allocator = Allocator(client, cidr=service_cidr, node_ports=node_ports)
+        self.crds = CRDManager(registry=self.registry, storage=self.storage, client=client, caches=self.caches)
         namespaces = self.registry.get("", "v1", "namespaces")
         assert namespaces is not None
         plugins: list[Any] = [NamespaceLifecycle(self.storage, namespaces)]
@@ -96,7 +99,7 @@ class APIServer:
         self.admission = AdmissionChain(plugins)
         self.handlers = Handlers(registry=self.registry, storage=self.storage, caches=self.caches,
                                  strategies=self.strategy, allocator=self.allocator, admit=self.admission,
-                                 protobuf=_protobuf_decoder(), table=_table_converter())
+                                 protobuf=_protobuf_decoder(), table=self._table)
         self.metrics = CollectorRegistry()
         self._requests = Counter("apiserver_request_total", "API requests", ["verb", "resource", "code"],
                                  registry=self.metrics)
@@ -112,10 +115,23 @@ class APIServer:
         return list(cache.objects.values()) if cache is not None else []
 
     def strategy(self, rt: ResourceType) -> Strategy:
+        custom = self.crds.strategy(rt)
+        if custom is not None:
+            return custom
         key = (rt.group, rt.version, rt.plural)
         if key not in self._strategies:
-            self._strategies[key] = Strategy(rt)
+            cls = CRDStrategy if (rt.group, rt.plural) == (CRD_GROUP, "customresourcedefinitions") else Strategy
+            self._strategies[key] = cls(rt)
         return self._strategies[key]
+
+    def _table(self, rt: ResourceType, objects: list[dict[str, Any]], include: str,
+               list_meta: dict[str, Any]) -> dict[str, Any]:
+        now = datetime.now(timezone.utc)
+        columns = self.crds.printer_columns(rt)
+        if columns is not None:
+            return tables.custom_columns_table(rt, objects, columns, now=now, include_object=include,
+                                               list_meta=list_meta)
+        return tables.to_table(rt, objects, now=now, include_object=include, list_meta=list_meta)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -126,6 +142,7 @@ class APIServer:
             cache = ResourceCache(rt, self.storage, self.client)
             self.caches[(rt.group, rt.plural)] = cache
             cache.start()
+        self.crds.start(self.caches[(CRD_GROUP, "customresourcedefinitions")])
         await self._bootstrap()
         # Authorization reads RBAC objects from the caches: be ready only once they hold the defaults.
         wanted = {(o["kind"], o["metadata"]["name"]) for o in default_rbac_objects()}
@@ -168,7 +185,8 @@ class APIServer:
                     await asyncio.sleep(0.2 * (attempt + 1))
 
     async def stop(self) -> None:
-        for cache in self.caches.values():
+        await self.crds.stop()
+        for cache in list(self.caches.values()):
             await cache.stop()
 
     # ------------------------------------------------------------------ app
@@ -422,17 +440,6 @@ def _protobuf_decoder() -> Any:
         return protobuf.decode_object(body, api_version=api_version or None, kind=kind or None)
 
     return decode
-
-
-def _table_converter() -> Any:
-    from datetime import datetime, timezone
-
-    from apimachinery import tables
-
-    def convert(rt: ResourceType, objects: list[dict[str, Any]], include: str, list_meta: dict[str, Any]) -> dict[str, Any]:
-        return tables.to_table(rt, objects, now=datetime.now(timezone.utc), include_object=include, list_meta=list_meta)
-
-    return convert
 
 
 # ---------------------------------------------------------------------- process

@@ -304,13 +304,13 @@ class APIServer:
 
     def _openapi(self, path: str) -> web.Response:
         if path.rstrip("/") == "/openapi/v3":
-            return web.json_response(openapi.root_document(self.registry))
+            return web.json_response(openapi.root_document(self.registry, self.crds.schema))
         rest = path[len("/openapi/v3/"):].strip("/").split("/")
         doc = None
         if rest[:1] == ["api"] and len(rest) == 2:
-            doc = openapi.group_version_document(self.registry, "", rest[1])
+            doc = openapi.group_version_document(self.registry, "", rest[1], self.crds.schema)
         elif rest[:1] == ["apis"] and len(rest) == 3:
-            doc = openapi.group_version_document(self.registry, rest[1], rest[2])
+            doc = openapi.group_version_document(self.registry, rest[1], rest[2], self.crds.schema)
         if doc is None:
             raise errors.not_found_url()
         return web.json_response(doc)

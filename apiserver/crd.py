@@ -165,6 +165,12 @@ class CRDManager:
         version = self.versions.get((rt.group, rt.version, rt.plural))
         return CustomResourceStrategy(rt, version) if version is not None else None
 
+    def schema(self, rt: ResourceType) -> dict[str, Any] | None:
+        version = self.versions.get((rt.group, rt.version, rt.plural))
+        if version is None:
+            return None
+        return (version.get("schema") or {}).get("openAPIV3Schema")
+
     def printer_columns(self, rt: ResourceType) -> list[dict[str, Any]] | None:
         version = self.versions.get((rt.group, rt.version, rt.plural))
         if version is None:

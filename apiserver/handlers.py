@@ -29,6 +29,7 @@ from apimachinery.selectors import FieldSelector, LabelSelector
 from .allocator import Allocator
 from .auth import UserInfo
 from .requestinfo import RequestInfo
+from .schemas import unknown_fields
 from .storage import Storage, object_key
 from .strategy import Strategy, field_value, supported_fields
 from .watchcache import ResourceCache
@@ -158,9 +159,12 @@ class Handlers:
             raise errors.bad_request(f"fieldValidation must be one of Ignore, Warn, or Strict; got {mode}")
         if mode == "Ignore":
             return []
-        unknown = [f"unknown field \"{k}\"" for k in obj if k not in _known_top_level(rt)]
-        meta = obj.get("metadata") or {}
-        unknown += [f"unknown field \"metadata.{k}\"" for k in meta if k not in _OBJECT_META_FIELDS]
+        paths = unknown_fields(rt, obj)
+        if paths is None:  # no schema for this kind (custom resources are pruned by their schema)
+            meta = obj.get("metadata") or {}
+            paths = [k for k in obj if k not in _known_top_level(rt)]
+            paths += [f"metadata.{k}" for k in meta if k not in _OBJECT_META_FIELDS]
+        unknown = [f"unknown field \"{p}\"" for p in paths]
         if unknown and mode == "Strict":
             raise errors.bad_request("strict decoding error: " + ", ".join(unknown))
         return unknown
@@ -480,12 +484,14 @@ class Handlers:
                 raise errors.bad_request("json patch must be a list of operations")
         elif not isinstance(patch, dict):
             raise errors.bad_request("the patch must be a JSON object")
-        warnings = self.field_validation(request, rt, patch) if isinstance(patch, dict) and not status_only else []
+        warnings: list[str] = []
 
         async def mutate(current: dict[str, Any]) -> dict[str, Any]:
             patched = self._apply_patch(rt, ctype, m.deep_copy(current), patch)
             if not isinstance(patched, dict):
                 raise errors.bad_request("the patch produced a non-object")
+            if not status_only:  # validate the result: patches carry directives ($patch, $setElementOrder)
+                warnings[:] = self.field_validation(request, rt, patched)
             pmeta = patched.setdefault("metadata", {})
             if pmeta.get("name") != info.name:
                 raise errors.bad_request("the name of the object may not be changed by a patch")

@@ -144,3 +144,15 @@ def test_auth_whoami_and_create_namespace(api: APICluster) -> None:
         pytest.xfail("protobuf request bodies are not decoded yet")
     assert r.returncode == 0, r.stderr
     assert "admin" in api.kubectl("auth", "whoami").stdout
+
+
+def test_explain_and_strict_nested_fields(api: APICluster) -> None:
+    out = api.kubectl("explain", "deployment.spec.replicas").stdout
+    assert "replicas" in out and "integer" in out.lower()
+    out = api.kubectl("explain", "pods.spec.containers").stdout
+    assert "image" in out
+    bad = manifest("nested-strict", 1).replace("replicas: 1", "replicas: 1\n  bogusField: 1")
+    r = api.kubectl("apply", "-f", "-", input=bad, check=False)
+    assert r.returncode != 0 and 'unknown field "spec.bogusField"' in r.stderr
+    r = api.kubectl("apply", "--validate=false", "-f", "-", input=bad, check=False)
+    assert r.returncode == 0

@@ -41,6 +41,14 @@ def apiserver(ctx: typer.Context) -> None:
     main(list(ctx.args))
 
 
+@app.command("scheduler", context_settings=_PASSTHROUGH, add_help_option=False)
+def scheduler(ctx: typer.Context) -> None:
+    """Assign pending pods to nodes. `pilot scheduler --help` for flags."""
+    from scheduler.app import main
+
+    main(list(ctx.args))
+
+
 @app.command("up")
 def up(state_dir: Path = typer.Option(Path(".pilot"), help=STATE_DIR_HELP),
        detach: bool = typer.Option(False, "--detach", "-d", help="return once the cluster is ready"),

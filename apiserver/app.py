@@ -75,7 +75,11 @@ class APIServer:
                  transformer: Transformer | None = None, audit: AuditLog | None = None) -> None:
         self.registry = Registry()
         self.client = client
-        self.storage = Storage(client, transformer)
+        self.metrics = CollectorRegistry()
+        store_latency = Histogram("etcd_request_duration_seconds", "Store request latency by operation",
+                                  ["operation"], registry=self.metrics,
+                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+        self.storage = Storage(client, transformer, lambda op, s: store_latency.labels(op).observe(s))
         self.token_issuer = token_issuer
         self.audit = audit
         self.authenticators = list(authenticators)
@@ -100,7 +104,6 @@ class APIServer:
         self.handlers = Handlers(registry=self.registry, storage=self.storage, caches=self.caches,
                                  strategies=self.strategy, allocator=self.allocator, admit=self.admission,
                                  protobuf=_protobuf_decoder(), table=self._table)
-        self.metrics = CollectorRegistry()
         self._requests = Counter("apiserver_request_total", "API requests", ["verb", "resource", "code"],
                                  registry=self.metrics)
         self._latency = Histogram("apiserver_request_duration_seconds", "API request latency", ["verb", "resource"],

@@ -13,8 +13,10 @@ without touching callers.
 from __future__ import annotations
 
 import base64
+import contextlib
+import time
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Awaitable, Callable, Iterator, Protocol
 
 import orjson
 
@@ -78,10 +80,24 @@ def decode_continue(token: str) -> tuple[int, bytes]:
                                  "(version meta.k8s.io/v1)") from None
 
 
+LatencyObserver = Callable[[str, float], None]
+
+
 class Storage:
-    def __init__(self, client: EtcdClient, transformer: Transformer | None = None) -> None:
+    def __init__(self, client: EtcdClient, transformer: Transformer | None = None,
+                 observe: LatencyObserver | None = None) -> None:
         self.client = client
         self.transformer = transformer or IdentityTransformer()
+        self._observe = observe
+
+    @contextlib.contextmanager
+    def _timed(self, operation: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self._observe is not None:
+                self._observe(operation, time.perf_counter() - started)
 
     # ------------------------------------------------------------------ codec
 
@@ -100,13 +116,15 @@ class Storage:
 
     async def get(self, rt: ResourceType, namespace: str, name: str) -> dict[str, Any]:
         key = object_key(rt, namespace, name)
-        kv = await self.client.get(key)
+        with self._timed("get"):
+            kv = await self.client.get(key)
         if kv is None:
             raise errors.not_found(resource=rt.plural, group=rt.group, name=name)
         return self.decode(key, kv.value, kv.mod_revision)
 
     async def current_revision(self) -> int:
-        result = await self.client.range(ROOT, count_only=True)
+        with self._timed("count"):
+            result = await self.client.range(ROOT, count_only=True)
         return result.revision
 
     async def list(self, rt: ResourceType, namespace: str, *, limit: int = 0, continue_token: str = "",
@@ -128,7 +146,8 @@ class Storage:
             if accept is not None and limit:
                 batch = max(batch, 100)
             try:
-                result = await self.client.range(start, end, revision=read_rev, limit=batch)
+                with self._timed("list"):
+                    result = await self.client.range(start, end, revision=read_rev, limit=batch)
             except Compacted:
                 raise errors.expired("The provided continue parameter is too old to display a consistent list "
                                      "result. You can start a new list without the continue parameter, or use "
@@ -157,7 +176,8 @@ class Storage:
         key = object_key(rt, meta.get("namespace", ""), meta["name"])
         data = self.encode(key, obj)
         try:
-            result = await self.client.txn([Compare.create_revision(key, "=", 0)], [Op.put(key, data)])
+            with self._timed("create"):
+                result = await self.client.txn([Compare.create_revision(key, "=", 0)], [Op.put(key, data)])
         except UnknownOutcome:
             raise errors.timeout("the request's outcome is unknown: the store did not answer in time") from None
         if not result.succeeded:
@@ -170,8 +190,9 @@ class Storage:
         key = object_key(rt, meta.get("namespace", ""), meta["name"])
         data = self.encode(key, obj)
         try:
-            result = await self.client.txn([Compare.mod_revision(key, "=", expected_revision)], [Op.put(key, data)],
-                                           [Op.get(key)])
+            with self._timed("update"):
+                result = await self.client.txn([Compare.mod_revision(key, "=", expected_revision)],
+                                               [Op.put(key, data)], [Op.get(key)])
         except UnknownOutcome:
             raise errors.timeout("the request's outcome is unknown: the store did not answer in time") from None
         if not result.succeeded:
@@ -204,8 +225,9 @@ class Storage:
         """Delete if unchanged since ``expected_revision``; returns (last state, deletion revision)."""
         key = object_key(rt, namespace, name)
         try:
-            result = await self.client.txn([Compare.mod_revision(key, "=", expected_revision)],
-                                           [Op.delete(key, prev_kv=True)], [Op.get(key)])
+            with self._timed("delete"):
+                result = await self.client.txn([Compare.mod_revision(key, "=", expected_revision)],
+                                               [Op.delete(key, prev_kv=True)], [Op.get(key)])
         except UnknownOutcome:
             raise errors.timeout("the request's outcome is unknown: the store did not answer in time") from None
         if not result.succeeded:

@@ -156,3 +156,12 @@ def test_explain_and_strict_nested_fields(api: APICluster) -> None:
     assert r.returncode != 0 and 'unknown field "spec.bogusField"' in r.stderr
     r = api.kubectl("apply", "--validate=false", "-f", "-", input=bad, check=False)
     assert r.returncode == 0
+
+
+def test_describe(api: APICluster) -> None:
+    api.kubectl("apply", "-f", "-", input=manifest("described", 1))
+    out = api.kubectl("describe", "deploy", "described").stdout
+    assert "Name:" in out and "described" in out and "Replicas:" in out
+    api.kubectl("run", "solo", "--image=busybox", "--restart=Never")
+    out = api.kubectl("describe", "pod", "solo").stdout
+    assert "solo" in out and "busybox" in out

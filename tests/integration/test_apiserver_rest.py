@@ -360,6 +360,7 @@ def test_metrics_endpoint(api: APICluster) -> None:
     code, body, _ = api.request("GET", "/metrics")
     text = body.decode() if isinstance(body, bytes) else str(body)
     assert code == 200 and "apiserver_request_total" in text and "apiserver_request_duration_seconds" in text
+    assert "etcd_request_duration_seconds" in text and "apiserver_registered_watchers" in text
 
 
 def test_audit_log_records_who_did_what(api: APICluster) -> None:

@@ -118,8 +118,7 @@ BUILTIN: tuple[ResourceType, ...] = (
     # autoscaling
     _r("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", short=("hpa",), categories=("all",),
        subs=(_status("HorizontalPodAutoscaler"),), generation=True),
-    _r("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers", short=("hpa",), categories=("all",),
-       subs=(_status("HorizontalPodAutoscaler"),), generation=True),
+    # autoscaling/v1 is not served yet: it shares storage with v2 and needs conversion between them.
     # coordination, discovery, networking, policy, scheduling, storage
     _r("coordination.k8s.io", "v1", "Lease", "leases"),
     _r("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
@@ -199,7 +198,3 @@ class Registry:
             if group in out:
                 out[group].sort(key=lambda v: order.index(v) if v in order else len(order))
         return out
-
-    def storage_group_resource(self, rt: ResourceType) -> tuple[str, str]:
-        """All versions of a resource share one storage location (like autoscaling v1/v2 HPAs)."""
-        return rt.group, rt.plural

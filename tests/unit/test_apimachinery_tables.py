@@ -29,8 +29,13 @@ NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 REGISTRY = Registry()
 
 
+# Printers also know versions the server does not serve (yet), e.g. autoscaling/v1 HPAs.
+_UNSERVED = {("autoscaling", "v1", "horizontalpodautoscalers"): ResourceType(
+    "autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers", "horizontalpodautoscaler", True)}
+
+
 def rt(plural: str, group: str = "", version: str = "v1") -> ResourceType:
-    found = REGISTRY.get(group, version, plural)
+    found = REGISTRY.get(group, version, plural) or _UNSERVED.get((group, version, plural))
     assert found is not None, plural
     return found
 

@@ -117,6 +117,12 @@ def status(state_dir: Path = typer.Option(Path(".pilot"), help=STATE_DIR_HELP)) 
         table.add_row(row["name"], str(row["pid"] or "-"), row["url"], f"[{color}]{row['health']}[/{color}]",
                       "*" if row["leader"] else "")
     console.print(table)
+    node_rows = local.nodes(layout)
+    if node_rows:
+        nodes_table = Table("node", "ready", "address")
+        for node in node_rows:
+            nodes_table.add_row(node["name"], node["ready"], node["address"])
+        console.print(nodes_table)
     if any(r["health"] != "ok" for r in rows):
         raise typer.Exit(1)
 

@@ -4,7 +4,9 @@ State dir (default ``./.pilot``)::
 
     cluster.json      ports chosen on the first ``pilot up`` (reused by later ones)
     kubeconfig        admin kubeconfig (HTTPS, embedded CA, token)
-    pki/ tokens.csv peer-secret     credentials, mode 0600
+    kubeconfigs/<identity>.kubeconfig   one per component identity (scheduler, controller-manager,
+                      node-<name>, proxy): components never use the admin token
+    pki/ tokens.csv peer-secret encryption.yaml     credentials, mode 0600
     data/kvstore-N/   store members' journals and snapshots
     logs/<name>.log   pids/<name>.pid   one per component, plus the supervisor's
 """
@@ -35,11 +37,32 @@ from .supervisor import Component, Supervisor, install_stop_signals
 DEFAULT_STATE_DIR = Path(".pilot")
 
 
+# identity -> (user name, groups): each component authenticates as itself (RBAC binds the defaults).
+IDENTITIES: dict[str, tuple[str, list[str]]] = {
+    "admin": ("admin", ["system:masters"]),
+    "scheduler": ("system:kube-scheduler", []),
+    "controller-manager": ("system:kube-controller-manager", []),
+    "proxy": ("system:kube-proxy", []),
+}
+
+
+def node_identity(node: str) -> tuple[str, tuple[str, list[str]]]:
+    return f"node-{node}", (f"system:node:{node}", ["system:nodes"])
+
+
 @dataclass(frozen=True)
 class Layout:
     state_dir: Path
     store: list[dict[str, Any]]  # name, client, peer
     api_ports: list[int]
+    schedulers: int = 2
+
+    @property
+    def api_urls(self) -> list[str]:
+        return [f"https://127.0.0.1:{p}" for p in self.api_ports]
+
+    def kubeconfig(self, identity: str) -> Path:
+        return self.state_dir / "kubeconfigs" / f"{identity}.kubeconfig"
 
     @property
     def store_endpoints(self) -> list[str]:
@@ -70,6 +93,11 @@ class Layout:
                 "--encryption-provider-config", str(self.state_dir / "encryption.yaml"),
                 "--audit-log-path", str(self.state_dir / "logs" / f"audit-{i}.log")],
                 url=f"https://127.0.0.1:{port}"))
+        for i in range(1, self.schedulers + 1):
+            out.append(Component(f"scheduler-{i}", [
+                py, "-m", "scheduler", "--kubeconfig", str(self.kubeconfig("scheduler")),
+                "--master", ",".join(self.api_urls), "--leader-elect", "--replica-name", f"scheduler-{i}",
+                "--bind", "127.0.0.1:0"]))
         return out
 
 
@@ -101,7 +129,7 @@ def prepare(state_dir: Path, *, api_port: int = 6443, store_port: int = 23790, s
         if taken:
             raise SystemExit(f"ports already in use: {taken} (choose others with --api-port/--store-port)")
         layout_file.write_text(json.dumps(data, indent=2) + "\n")
-    layout = Layout(state_dir.resolve(), data["store"], data["api_ports"])
+    layout = Layout(state_dir.resolve(), data["store"], data["api_ports"], data.get("schedulers", 2))
     ensure_certificates(state_dir / "pki", hosts=["127.0.0.1", "localhost"])
     sa_key = state_dir / "pki" / "sa.key"
     if not sa_key.exists():
@@ -118,13 +146,34 @@ def prepare(state_dir: Path, *, api_port: int = 6443, store_port: int = 23790, s
         fd = os.open(secret, os.O_WRONLY | os.O_CREAT, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(new_token() + new_token())
-    tokens = state_dir / "tokens.csv"
-    if not tokens.exists():
-        admin = new_token()
-        write_token_file(tokens, [(admin, "admin", "admin", ["system:masters"])])
-        write_kubeconfig(state_dir / "kubeconfig", server=layout.api_url, ca_cert=state_dir / "pki" / "ca.crt",
-                         token=admin)
+    ensure_identities(layout, dict(IDENTITIES))
     return layout
+
+
+def ensure_identities(layout: Layout, identities: dict[str, tuple[str, list[str]]]) -> None:
+    """A token and a kubeconfig per identity; existing ones are kept (tokens.csv is append-only)."""
+    state_dir = layout.state_dir
+    tokens_file = state_dir / "tokens.csv"
+    known: dict[str, tuple[str, str, str, list[str]]] = {}
+    if tokens_file.exists():
+        import csv
+
+        for row in csv.reader(tokens_file.read_text().splitlines()):
+            if len(row) >= 3:
+                known[row[1]] = (row[0], row[1], row[2], [g for g in (row[3] if len(row) > 3 else "").split(",") if g])
+    changed = False
+    for identity, (user, groups) in identities.items():
+        if user not in known:
+            known[user] = (new_token(), user, identity, groups)
+            changed = True
+    if changed or not tokens_file.exists():
+        write_token_file(tokens_file, list(known.values()))
+    ca = state_dir / "pki" / "ca.crt"
+    for identity, (user, _groups) in identities.items():
+        path = state_dir / "kubeconfig" if identity == "admin" else layout.kubeconfig(identity)
+        if changed or not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_kubeconfig(path, server=layout.api_url, ca_cert=ca, token=known[user][0], user=user)
 
 
 def api_ready(layout: Layout, port: int | None = None, timeout: float = 1.0) -> bool:
@@ -228,9 +277,38 @@ def stop(state_dir: Path, timeout: float = 20.0) -> bool:
     return stopped
 
 
+# Leases that name the active replica of an elected component (holderIdentity "<replica>_<pid>").
+ELECTION_LEASES = {"scheduler": "kube-scheduler", "controller-manager": "kube-controller-manager"}
+
+
+def api_get(layout: Layout, path: str, timeout: float = 2.0) -> dict[str, Any] | None:
+    """GET an API path with the admin credentials (for status reporting)."""
+    import yaml
+
+    try:
+        config = yaml.safe_load((layout.state_dir / "kubeconfig").read_text())
+        token = config["users"][0]["user"]["token"]
+    except (OSError, KeyError, IndexError, TypeError, ValueError):
+        return None
+    ctx = ssl.create_default_context(cafile=str(layout.state_dir / "pki" / "ca.crt"))
+    for url in layout.api_urls:
+        req = urllib.request.Request(url + path, headers={"Authorization": f"Bearer {token}"})
+        try:
+            with urllib.request.urlopen(req, context=ctx, timeout=timeout) as resp:
+                return json.loads(resp.read())
+        except (OSError, urllib.error.URLError, ValueError):
+            continue
+    return None
+
+
 def component_health(layout: Layout) -> list[dict[str, Any]]:
     rows = []
     leader_id = None
+    holders = {}
+    for component, lease in ELECTION_LEASES.items():
+        obj = api_get(layout, f"/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/{lease}")
+        holder = ((obj or {}).get("spec") or {}).get("holderIdentity") or ""
+        holders[component] = holder.split("_", 1)[0]
     for comp in layout.components():
         pid = read_pid(layout.state_dir / "pids" / f"{comp.name}.pid")
         row: dict[str, Any] = {"name": comp.name, "pid": pid, "url": comp.url, "health": "down", "leader": False}
@@ -242,8 +320,25 @@ def component_health(layout: Layout) -> list[dict[str, Any]]:
                 row["member_id"] = st["header"]["member_id"]
         elif comp.name.startswith("apiserver") and pid:
             row["health"] = "ok" if api_ready(layout, int(comp.url.rsplit(":", 1)[1])) else "not ready"
+        elif pid:
+            row["health"] = "ok"  # alive; elected components are marked by their Lease below
+        base = comp.name.rsplit("-", 1)[0]
+        if base in holders and holders[base] == comp.name:
+            row["leader"] = True
         rows.append(row)
     for row in rows:
         if leader_id and row.get("member_id") == leader_id:
             row["leader"] = True
     return rows
+
+
+def nodes(layout: Layout) -> list[dict[str, str]]:
+    lst = api_get(layout, "/api/v1/nodes") or {}
+    out = []
+    for node in lst.get("items", []):
+        ready = next((c.get("status") for c in (node.get("status") or {}).get("conditions") or []
+                      if c.get("type") == "Ready"), "Unknown")
+        addr = next((a.get("address") for a in (node.get("status") or {}).get("addresses") or []
+                     if a.get("type") == "InternalIP"), "")
+        out.append({"name": node["metadata"]["name"], "ready": ready, "address": addr})
+    return out

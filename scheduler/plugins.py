@@ -175,10 +175,8 @@ def filter_spread(state: CycleState, pod: PodInfo, node: NodeInfo) -> tuple[str,
 
 
 def filter_interpod(state: CycleState, pod: PodInfo, node: NodeInfo) -> tuple[str, ...] | None:
+    """The pod's affinity, then its anti-affinity, then existing pods' anti-affinity (upstream's order)."""
     labels = node.labels
-    for key, value in state.existing_anti:
-        if labels.get(key) == value:
-            return (R_EXISTING_ANTI,)
     if pod.affinity:
         if state.affinity_matches_anywhere or not state.affinity_self_match:
             for term, counts in zip(pod.affinity, state.affinity_counts):
@@ -195,6 +193,9 @@ def filter_interpod(state: CycleState, pod: PodInfo, node: NodeInfo) -> tuple[st
         value = labels.get(term.topology_key)
         if value is not None and counts.get(value, 0) > 0:
             return (R_ANTI_AFFINITY,)
+    for key, value in state.existing_anti:
+        if labels.get(key) == value:
+            return (R_EXISTING_ANTI,)
     return None
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "bad_request",
     "unauthorized",
     "forbidden",
+    "forbidden_reason",
     "forbidden_path",
     "method_not_allowed",
     "not_acceptable",
@@ -377,6 +378,27 @@ def forbidden(
         message = f"{qualified} {go_quote(name)} is forbidden: {text}"
     else:
         message = f"{qualified} is forbidden: {text}"
+    return StatusError(
+        code=403,
+        reason=REASON_FORBIDDEN,
+        message=message,
+        details=_resource_details(resource, group, name),
+    )
+
+
+def forbidden_reason(*, resource: str, name: str = "", group: str = "", reason: str) -> StatusError:
+    """403 Forbidden with a free-form reason, as admission plugins answer (``NewForbidden``).
+
+    ``pods "x" is forbidden: exceeded quota: q, requested: pods=1, used: pods=2, limited: pods=2``;
+    without a name ``pods is forbidden: ...``; without a resource ``forbidden: ...``.
+    """
+    qualified = qualified_resource(resource, group)
+    if not resource:
+        message = f"forbidden: {reason}"
+    elif name:
+        message = f"{qualified} {go_quote(name)} is forbidden: {reason}"
+    else:
+        message = f"{qualified} is forbidden: {reason}"
     return StatusError(
         code=403,
         reason=REASON_FORBIDDEN,

@@ -139,6 +139,11 @@ BUILTIN: tuple[ResourceType, ...] = (
     # custom resources
     _r("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", namespaced=False,
        short=("crd", "crds"), categories=("api-extensions",), subs=(_status("CustomResourceDefinition"),)),
+    # admission webhooks (called by the API server's admission chain)
+    _r("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations",
+       namespaced=False, categories=("api-extensions",)),
+    _r("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations",
+       namespaced=False, categories=("api-extensions",)),
     # review APIs: request/response only
     _r("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", namespaced=False, verbs=("create",),
        virtual=True),

@@ -1,19 +1,23 @@
 """Admission: plugins that see every write after authorization and before storage, in order.
 
 Mutating and validating plugins share one interface (``admit``); a plugin rejects a write by
-raising a StatusError. The security work adds ServiceAccount, LimitRanger, ResourceQuota,
-PodSecurity, image policy and webhooks to this chain.
+raising a StatusError. NamespaceLifecycle lives here; the rest of the chain (LimitRanger,
+ServiceAccount, PodSecurity, image policy, webhooks, ResourceQuota) is in ``admission_plugins``.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import logging
+from typing import Any, Protocol
 
 from apimachinery import errors
 from apimachinery.errors import StatusError
+from apimachinery.registry import ResourceType
 
 from .handlers import Operation
 from .storage import Storage
+
+log = logging.getLogger(__name__)
 
 
 class AdmissionPlugin(Protocol):
@@ -21,12 +25,42 @@ class AdmissionPlugin(Protocol):
 
 
 class AdmissionChain:
+    """Runs the plugins in order. Plugins may also have:
+
+    * ``async committed(rt, old, new)``: told after an update or delete (``new`` None) was stored;
+      errors there are logged, never returned (the write already happened);
+    * ``async close()``: release clients (webhook HTTP sessions) at shutdown.
+
+    When a plugin refuses a write, the side effects earlier plugins registered on
+    ``op.rollbacks`` are undone before the refusal goes back to the client.
+    """
+
     def __init__(self, plugins: list[AdmissionPlugin]) -> None:
         self.plugins = plugins
 
     async def __call__(self, op: Operation) -> None:
+        try:
+            for plugin in self.plugins:
+                await plugin.admit(op)
+        except BaseException as exc:
+            await op.rollback(exc)
+            raise
+
+    async def committed(self, rt: ResourceType, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
         for plugin in self.plugins:
-            await plugin.admit(op)
+            hook = getattr(plugin, "committed", None)
+            if hook is None:
+                continue
+            try:
+                await hook(rt, old, new)
+            except Exception:  # noqa: BLE001 - bookkeeping only; the write stands
+                log.exception("admission plugin %s failed after a committed write", type(plugin).__name__)
+
+    async def close(self) -> None:
+        for plugin in self.plugins:
+            close = getattr(plugin, "close", None)
+            if close is not None:
+                await close()
 
 
 class NamespaceLifecycle:

@@ -30,6 +30,7 @@ from kvstore.client import EtcdClient
 
 from . import discovery, openapi, requestinfo
 from .admission import AdmissionChain, NamespaceLifecycle
+from .admission_plugins import standard_plugins as standard_admission_plugins
 from .allocator import Allocator
 from .auth import (ANONYMOUS, AlwaysAllow, Attributes, Authenticator, AuthorizerChain, Decision,
                    TokenFileAuthenticator, UserInfo, bearer_token)
@@ -97,13 +98,17 @@ class APIServer:
         self.crds = CRDManager(registry=self.registry, storage=self.storage, client=client, caches=self.caches)
         namespaces = self.registry.get("", "v1", "namespaces")
         assert namespaces is not None
-        plugins: list[Any] = [NamespaceLifecycle(self.storage, namespaces)]
+        # NamespaceLifecycle, LimitRanger, ServiceAccount, PodSecurity, image policy, mutating and
+        # validating webhooks, ResourceQuota (last: it reserves usage only for writes all others accepted).
+        plugins: list[Any] = [NamespaceLifecycle(self.storage, namespaces),
+                              *standard_admission_plugins(storage=self.storage, registry=self.registry,
+                                                          caches=self.caches, strategies=self.strategy)]
         if authorization_mode != "AlwaysAllow":
-            plugins.append(EscalationCheck(self.rbac, self.authorizer.authorize, self._rbac_objects))
+            plugins.insert(-1, EscalationCheck(self.rbac, self.authorizer.authorize, self._rbac_objects))
         self.admission = AdmissionChain(plugins)
         self.handlers = Handlers(registry=self.registry, storage=self.storage, caches=self.caches,
                                  strategies=self.strategy, allocator=self.allocator, admit=self.admission,
-                                 protobuf=_protobuf_decoder(), table=self._table)
+                                 protobuf=_protobuf_decoder(), table=self._table, committed=self.admission.committed)
         self._requests = Counter("apiserver_request_total", "API requests", ["verb", "resource", "code"],
                                  registry=self.metrics)
         self._latency = Histogram("apiserver_request_duration_seconds", "API request latency", ["verb", "resource"],
@@ -188,6 +193,7 @@ class APIServer:
                     await asyncio.sleep(0.2 * (attempt + 1))
 
     async def stop(self) -> None:
+        await self.admission.close()
         await self.crds.stop()
         for cache in list(self.caches.values()):
             await cache.stop()

@@ -47,6 +47,7 @@ WATCH_BOOKMARK_INTERVAL = 5.0
 Decoder = Callable[[bytes, str, str], dict[str, Any]]
 TableConverter = Callable[[ResourceType, list[dict[str, Any]], str, dict[str, Any]], dict[str, Any]]
 Admit = Callable[["Operation"], Awaitable[None]]
+Committed = Callable[[ResourceType, "dict[str, Any] | None", "dict[str, Any] | None"], Awaitable[None]]
 
 
 @dataclass
@@ -60,6 +61,19 @@ class Operation:
     old: dict[str, Any] | None
     dry_run: bool = False
     options: dict[str, Any] = field(default_factory=dict)
+    # Warnings for the client (Warning headers), e.g. PodSecurity's "would violate ...".
+    warnings: list[str] = field(default_factory=list)
+    # Undo steps for side effects admission took before the object is stored (a quota reservation);
+    # run with the error when the write then fails.
+    rollbacks: list[Callable[[BaseException], Awaitable[None]]] = field(default_factory=list)
+
+    async def rollback(self, exc: BaseException) -> None:
+        steps, self.rollbacks = self.rollbacks, []
+        for step in reversed(steps):
+            try:
+                await step(exc)
+            except Exception:  # noqa: BLE001 - the write already failed; report that, not this
+                log.exception("admission rollback after %r failed", exc)
 
 
 def _json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -82,13 +96,16 @@ def _parse_int(value: str | None, name: str) -> int | None:
 class Handlers:
     def __init__(self, *, registry: Registry, storage: Storage, caches: dict[tuple[str, str], ResourceCache],
                  strategies: Callable[[ResourceType], Strategy], allocator: Allocator,
-                 admit: Admit, protobuf: Decoder | None = None, table: TableConverter | None = None) -> None:
+                 admit: Admit, protobuf: Decoder | None = None, table: TableConverter | None = None,
+                 committed: Committed | None = None) -> None:
         self.registry = registry
         self.storage = storage
         self.caches = caches
         self.strategy = strategies
         self.allocator = allocator
         self.admit = admit
+        # Told (type, old, new) after an update or delete (new=None) was stored, e.g. to move quota usage.
+        self.committed = committed
         self.protobuf = protobuf
         self.table = table
         self.watchers = 0
@@ -200,12 +217,17 @@ class Handlers:
         strategy.prepare_create(obj)
         _record_manager(obj, request.query.get("fieldManager") or _default_manager(request), "Update", rt)
         dry_run = request.query.get("dryRun") == "All"
-        await self.admit(Operation("create", info, user, obj, None, dry_run))
-        errs = strategy.validate(obj)
-        if errs:
-            raise errors.invalid(kind=rt.kind, group=rt.group, name=meta.get("name", ""), causes=errs)
-        created = await self._store_create(rt, obj, dry_run)
-        return _json_response(created, 201, _warning_headers(warnings))
+        op = Operation("create", info, user, obj, None, dry_run)
+        await self.admit(op)
+        try:
+            errs = strategy.validate(obj)
+            if errs:
+                raise errors.invalid(kind=rt.kind, group=rt.group, name=meta.get("name", ""), causes=errs)
+            created = await self._store_create(rt, obj, dry_run)
+        except BaseException as exc:
+            await op.rollback(exc)
+            raise
+        return _json_response(created, 201, _warning_headers(warnings + op.warnings))
 
     async def _store_create(self, rt: ResourceType, obj: dict[str, Any], dry_run: bool) -> dict[str, Any]:
         if rt.plural == "services" and rt.group == "":
@@ -415,13 +437,14 @@ class Handlers:
                 new.setdefault("spec", {})["finalizers"] = list((obj.get("spec") or {}).get("finalizers") or [])
                 return new
             return await self._prepare_update(info, user, obj, current, status_only=status_only,
-                                              manager=manager, dry_run=dry_run)
+                                              manager=manager, dry_run=dry_run, warnings=warnings)
 
         updated = await self._write(info, mutate, dry_run)
         return _json_response(updated, 200, _warning_headers(warnings))
 
     async def _prepare_update(self, info: RequestInfo, user: UserInfo, new: dict[str, Any], current: dict[str, Any], *,
-                              status_only: bool, manager: str, dry_run: bool) -> dict[str, Any]:
+                              status_only: bool, manager: str, dry_run: bool,
+                              warnings: list[str] | None = None) -> dict[str, Any]:
         rt = info.rt
         strategy = self.strategy(rt)
         new = m.deep_copy(new)
@@ -430,7 +453,10 @@ class Handlers:
         else:
             strategy.prepare_update(new, current)
         _record_manager(new, manager, "Update", rt, subresource=info.subresource)
-        await self.admit(Operation("update", info, user, new, current, dry_run))
+        op = Operation("update", info, user, new, current, dry_run)
+        await self.admit(op)
+        if warnings is not None:  # retried attempts re-admit: keep each warning once
+            warnings.extend(w for w in op.warnings if w not in warnings)
         errs = strategy.validate(new, current)
         if errs:
             raise errors.invalid(kind=rt.kind, group=rt.group, name=info.name, causes=errs)
@@ -443,7 +469,15 @@ class Handlers:
         if dry_run:
             current = await self.storage.get(rt, info.namespace, info.name)
             return await mutate(current)
-        updated = await self.storage.guaranteed_update(rt, info.namespace, info.name, mutate)
+        seen: list[dict[str, Any]] = []
+
+        async def tracked(current: dict[str, Any]) -> dict[str, Any]:
+            seen[:] = [current]  # the state the stored update replaced (last attempt wins)
+            return await mutate(current)
+
+        updated = await self.storage.guaranteed_update(rt, info.namespace, info.name, tracked)
+        if self.committed is not None and seen:
+            await self.committed(rt, seen[0], updated)
         meta = updated["metadata"]
         if meta.get("deletionTimestamp") and not _blocks_deletion(rt, updated):
             try:
@@ -502,7 +536,8 @@ class Handlers:
                 raise errors.conflict(resource=rt.plural, group=rt.group, name=info.name)
             op = "Apply" if ctype == "application/apply-patch+yaml" else "Update"
             updated = await self._prepare_update(info, user, patched, current, status_only=status_only,
-                                                 manager=manager or _default_manager(request), dry_run=dry_run)
+                                                 manager=manager or _default_manager(request), dry_run=dry_run,
+                                                 warnings=warnings)
             if op == "Apply":
                 _record_manager(updated, manager, "Apply", rt)
             return updated
@@ -537,12 +572,17 @@ class Handlers:
         strategy = self.strategy(rt)
         strategy.prepare_create(obj)
         _record_manager(obj, manager, "Apply", rt)
-        await self.admit(Operation("create", info, user, obj, None, dry_run))
-        errs = strategy.validate(obj)
-        if errs:
-            raise errors.invalid(kind=rt.kind, group=rt.group, name=info.name, causes=errs)
-        created = await self._store_create(rt, obj, dry_run)
-        return _json_response(created, 201, _warning_headers(warnings))
+        op = Operation("create", info, user, obj, None, dry_run)
+        await self.admit(op)
+        try:
+            errs = strategy.validate(obj)
+            if errs:
+                raise errors.invalid(kind=rt.kind, group=rt.group, name=info.name, causes=errs)
+            created = await self._store_create(rt, obj, dry_run)
+        except BaseException as exc:
+            await op.rollback(exc)
+            raise
+        return _json_response(created, 201, _warning_headers(warnings + op.warnings))
 
     # ------------------------------------------------------------------ delete
 
@@ -634,6 +674,8 @@ class Handlers:
     async def _after_delete(self, rt: ResourceType, obj: dict[str, Any]) -> None:
         if rt.plural == "services" and rt.group == "":
             await self._release_service(obj)
+        if self.committed is not None:
+            await self.committed(rt, obj, None)
 
     async def delete_collection(self, request: web.Request, info: RequestInfo, user: UserInfo) -> web.StreamResponse:
         rt = info.rt

@@ -1,0 +1,221 @@
+"""What several admission plugins need: the pod spec inside any workload, containers, pod-level
+resource sums, the ``NewForbidden`` answer for an operation, and cache-first lookups.
+
+Lookups read the API server's watch caches first (no store round trip on the hot path) and fall
+back to a store read when the cache does not have the object yet: a ServiceAccount or LimitRange
+created a moment ago may not have reached this replica's cache, and admission must not act on
+that lag.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+from apimachinery import errors
+from apimachinery.errors import StatusError
+from apimachinery.quantity import Quantity, QuantityError
+from apimachinery.registry import Registry, ResourceType
+
+from ..handlers import Operation
+from ..storage import Storage, object_key
+from ..watchcache import ResourceCache
+
+Obj = dict[str, Any]
+
+# (group, plural) -> path from the object to its PodTemplateSpec. Pods are their own "template".
+TEMPLATE_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("", "pods"): (),
+    ("", "podtemplates"): ("template",),
+    ("", "replicationcontrollers"): ("spec", "template"),
+    ("apps", "deployments"): ("spec", "template"),
+    ("apps", "replicasets"): ("spec", "template"),
+    ("apps", "statefulsets"): ("spec", "template"),
+    ("apps", "daemonsets"): ("spec", "template"),
+    ("batch", "jobs"): ("spec", "template"),
+    ("batch", "cronjobs"): ("spec", "jobTemplate", "spec", "template"),
+}
+
+
+def is_pod(rt: ResourceType) -> bool:
+    return rt.group == "" and rt.plural == "pods"
+
+
+def pod_template(rt: ResourceType, obj: Obj | None) -> tuple[Obj, Obj] | None:
+    """(metadata, spec) of the pod an object is or describes; None if it has none (or is malformed)."""
+    path = TEMPLATE_PATHS.get((rt.group, rt.plural))
+    if path is None or not isinstance(obj, dict):
+        return None
+    cur: Any = obj
+    for key in path:
+        cur = cur.get(key) if isinstance(cur, dict) else None
+    if not isinstance(cur, dict):
+        return None
+    meta = cur.get("metadata")
+    spec = cur.get("spec")
+    if not isinstance(spec, dict):
+        return None
+    return (meta if isinstance(meta, dict) else {}), spec
+
+
+def template_field_path(rt: ResourceType) -> str:
+    """``spec.template.spec`` for a Deployment, ``spec`` for a Pod (for messages)."""
+    return ".".join((*TEMPLATE_PATHS.get((rt.group, rt.plural), ()), "spec"))
+
+
+CONTAINER_KINDS = ("initContainers", "containers", "ephemeralContainers")
+
+
+def containers(spec: Obj, kinds: tuple[str, ...] = CONTAINER_KINDS) -> Iterator[Obj]:
+    """Every container of a pod spec as a dict (init containers first, as upstream visits them)."""
+    for kind in kinds:
+        items = spec.get(kind)
+        if isinstance(items, list):
+            for c in items:
+                if isinstance(c, dict):
+                    yield c
+
+
+def security_context(holder: Obj) -> Obj:
+    sc = holder.get("securityContext")
+    return sc if isinstance(sc, dict) else {}
+
+
+def quantity(value: Any) -> Quantity | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return Quantity.from_json(value)
+    except (QuantityError, TypeError, ValueError):
+        return None
+
+
+def resource_list(values: Any) -> dict[str, Quantity]:
+    """A ResourceList as Quantities; entries that are not quantities are skipped (validation reports them)."""
+    out: dict[str, Quantity] = {}
+    if isinstance(values, dict):
+        for key, raw in values.items():
+            q = quantity(raw)
+            if q is not None:
+                out[str(key)] = q
+    return out
+
+
+def container_resources(container: Obj, field: str) -> dict[str, Quantity]:
+    resources = container.get("resources")
+    return resource_list(resources.get(field) if isinstance(resources, dict) else None)
+
+
+def _add(into: dict[str, Quantity], values: dict[str, Quantity]) -> None:
+    for key, q in values.items():
+        into[key] = into[key] + q if key in into else q
+
+
+def _max(into: dict[str, Quantity], values: dict[str, Quantity]) -> None:
+    for key, q in values.items():
+        if key not in into or into[key] < q:
+            into[key] = q
+
+
+def pod_resources(spec: Obj, field: str, *, overhead: bool = False) -> dict[str, Quantity]:
+    """Effective pod ``requests`` or ``limits``: the sum of the containers, or the largest init
+    container if bigger (restartable "sidecar" init containers add up like containers), as
+    upstream's ``resource.PodRequests`` computes them; ``overhead`` adds ``spec.overhead``."""
+    total: dict[str, Quantity] = {}
+    for c in containers(spec, ("containers",)):
+        _add(total, container_resources(c, field))
+    sidecars: dict[str, Quantity] = {}
+    init_max: dict[str, Quantity] = {}
+    for c in containers(spec, ("initContainers",)):
+        values = container_resources(c, field)
+        if c.get("restartPolicy") == "Always":
+            _add(total, values)
+            _add(sidecars, values)
+            values = dict(sidecars)
+        else:
+            tmp = dict(values)
+            _add(tmp, sidecars)
+            values = tmp
+        _max(init_max, values)
+    _max(total, init_max)
+    if overhead:
+        _add(total, resource_list(spec.get("overhead")))
+    return total
+
+
+def object_name(op: Operation) -> str:
+    """The name admission errors carry: the URL's, else the object's (or its generateName)."""
+    if op.info.name:
+        return op.info.name
+    meta = (op.obj or op.old or {}).get("metadata") or {}
+    return str(meta.get("name") or meta.get("generateName") or "")
+
+
+def forbidden(op: Operation, reason: str) -> StatusError:
+    """``admission.NewForbidden``: ``pods "x" is forbidden: <reason>``."""
+    rt = op.info.rt
+    return errors.forbidden_reason(resource=rt.plural, group=rt.group, name=object_name(op), reason=reason)
+
+
+def join_quote(items: list[str] | tuple[str, ...]) -> str:
+    """``"a", "b"`` (Go's ``%q`` of each, comma-joined)."""
+    from apimachinery.gofmt import go_quote
+
+    return ", ".join(go_quote(str(i)) for i in items)
+
+
+class Lookups:
+    """Cache-first reads with a store fallback, for the objects admission consults."""
+
+    def __init__(self, *, storage: Storage, registry: Registry, caches: dict[tuple[str, str], ResourceCache]) -> None:
+        self.storage = storage
+        self.registry = registry
+        self.caches = caches
+
+    def type(self, group: str, version: str, plural: str) -> ResourceType:
+        rt = self.registry.get(group, version, plural)
+        assert rt is not None, (group, version, plural)
+        return rt
+
+    def cache(self, rt: ResourceType) -> ResourceCache | None:
+        cache = self.caches.get((rt.group, rt.plural))
+        return cache if cache is not None and cache.ready.is_set() else None
+
+    def cached(self, rt: ResourceType, namespace: str, name: str) -> Obj | None:
+        cache = self.cache(rt)
+        return None if cache is None else cache.objects.get(object_key(rt, namespace, name))
+
+    async def get(self, rt: ResourceType, namespace: str, name: str, *, live: bool = True) -> Obj | None:
+        """The object, or None when it does not exist. ``live`` re-reads the store on a cache miss."""
+        obj = self.cached(rt, namespace, name)
+        if obj is not None or not live:
+            return obj
+        try:
+            return await self.storage.get(rt, namespace, name)
+        except StatusError as err:
+            if err.code == 404:
+                return None
+            raise
+
+    async def list(self, rt: ResourceType, namespace: str, *, live_if_empty: bool = True,
+                   accept: Callable[[Obj], bool] | None = None) -> list[Obj]:
+        """Objects of a namespace from the cache; a store list when the cache has none (it may lag)."""
+        cache = self.cache(rt)
+        items: list[Obj] = []
+        if cache is not None:
+            items, _ = cache.list(namespace, accept or (lambda _o: True))
+        if items or not live_if_empty:
+            return items
+        result = await self.storage.list(rt, namespace, accept=accept)
+        return result.items
+
+    async def namespace(self, name: str) -> Obj | None:
+        """The Namespace, read from the store: its labels and annotations carry policy, and a
+        policy set a moment ago must apply to the very next request."""
+        if not name:
+            return None
+        try:
+            return await self.storage.get(self.type("", "v1", "namespaces"), "", name)
+        except StatusError as err:
+            if err.code == 404:
+                return None
+            raise

@@ -344,13 +344,14 @@ class ResourceQuotaAdmission:
         candidates = []
         for quota in await self._quotas(namespace, live=True):
             hard = resource_list((quota.get("spec") or {}).get("hard"))
-            if not applies(quota, rt, op.obj) or not (set(requested) & set(hard)):
+            if not applies(quota, rt, op.obj) or not any(counts_toward(rt, k) for k in hard):
                 continue
             if is_pod(rt):
                 problem = missing_constraints(hard, op.obj or {})
                 if problem:
                     raise forbidden(op, f"failed quota: {quota['metadata']['name']}: {problem}")
-            candidates.append(quota["metadata"]["name"])
+            if set(requested) & set(hard):
+                candidates.append(quota["metadata"]["name"])
         if not candidates:
             return
         charged: list[tuple[str, Usage]] = []

@@ -49,6 +49,14 @@ def scheduler(ctx: typer.Context) -> None:
     main(list(ctx.args))
 
 
+@app.command("controller-manager", context_settings=_PASSTHROUGH, add_help_option=False)
+def controller_manager(ctx: typer.Context) -> None:
+    """Run the controllers (ReplicaSet, Deployment, GC, namespaces, nodes, ...). `pilot controller-manager --help` for flags."""
+    from controllers.app import main
+
+    main(list(ctx.args))
+
+
 @app.command("up")
 def up(state_dir: Path = typer.Option(Path(".pilot"), help=STATE_DIR_HELP),
        detach: bool = typer.Option(False, "--detach", "-d", help="return once the cluster is ready"),
@@ -124,6 +132,26 @@ def status(state_dir: Path = typer.Option(Path(".pilot"), help=STATE_DIR_HELP)) 
             nodes_table.add_row(node["name"], node["ready"], node["address"])
         console.print(nodes_table)
     if any(r["health"] != "ok" for r in rows):
+        raise typer.Exit(1)
+
+
+@app.command("chaos")
+def chaos(state_dir: Path = typer.Option(Path(".pilot"), help=STATE_DIR_HELP),
+          duration: float = typer.Option(60.0, help="seconds of fault injection"),
+          seed: int = typer.Option(1, help="random seed (same seed, same schedule)")) -> None:
+    """Kill (-9) or SIGSTOP random components on a bounded schedule, then check the invariants."""
+    import json as _json
+
+    from pilot import chaos as chaos_mod
+    from pilot import local
+
+    if not (state_dir / "cluster.json").exists():
+        console.print(f"no cluster in {state_dir}; start one with `pilot up --detach`")
+        raise typer.Exit(1)
+    layout = local.prepare(state_dir)
+    report = asyncio.run(chaos_mod.run(layout, duration=duration, seed=seed))
+    console.print_json(_json.dumps(report.to_dict()))
+    if not report.ok:
         raise typer.Exit(1)
 
 

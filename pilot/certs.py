@@ -13,6 +13,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import yaml
 from cryptography import x509
@@ -105,3 +106,55 @@ def write_kubeconfig(path: Path, *, server: str, ca_cert: Path, token: str, user
         "preferences": {},
     }
     _write_private(path, yaml.safe_dump(config, sort_keys=False).encode())
+
+
+def _ensure_private(path: Path, make: Callable[[], bytes]) -> None:
+    if not path.exists():
+        _write_private(path, make())
+
+
+def ensure_cluster_secrets(state_dir: Path, *, hosts: list[str]) -> None:
+    """CA and serving certificate, service-account signing key, encryption config, peer secret."""
+    from apiserver.encryption import new_config as new_encryption_config
+    from apiserver.serviceaccounts import generate_private_key_pem
+
+    ensure_certificates(state_dir / "pki", hosts=hosts)
+    _ensure_private(state_dir / "pki" / "sa.key", generate_private_key_pem)
+    _ensure_private(state_dir / "encryption.yaml", lambda: new_encryption_config().encode())
+    _ensure_private(state_dir / "peer-secret", lambda: (new_token() + new_token()).encode())
+
+
+def component_kubeconfig(state_dir: Path, identity: str) -> Path:
+    return state_dir / "kubeconfigs" / f"{identity}.kubeconfig"
+
+
+def ensure_identities(state_dir: Path, identities: dict[str, tuple[str, list[str]]], *, admin_server: str,
+                      component_server: str) -> None:
+    """A token and a kubeconfig per identity; existing tokens are kept (tokens.csv only grows).
+
+    ``admin`` gets ``<state>/kubeconfig`` (for people, pointing at ``admin_server``); every other
+    identity gets ``<state>/kubeconfigs/<identity>.kubeconfig`` pointing at ``component_server``.
+    """
+    import csv
+
+    tokens_file = state_dir / "tokens.csv"
+    known: dict[str, tuple[str, str, str, list[str]]] = {}
+    if tokens_file.exists():
+        for row in csv.reader(tokens_file.read_text().splitlines()):
+            if len(row) >= 3:
+                known[row[1]] = (row[0], row[1], row[2], [g for g in (row[3] if len(row) > 3 else "").split(",") if g])
+    changed = False
+    for identity, (user, groups) in identities.items():
+        if user not in known:
+            known[user] = (new_token(), user, identity, groups)
+            changed = True
+    if changed or not tokens_file.exists():
+        write_token_file(tokens_file, list(known.values()))
+    ca = state_dir / "pki" / "ca.crt"
+    for identity, (user, _groups) in identities.items():
+        admin = identity == "admin"
+        path = state_dir / "kubeconfig" if admin else component_kubeconfig(state_dir, identity)
+        if changed or not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_kubeconfig(path, server=admin_server if admin else component_server, ca_cert=ca,
+                             token=known[user][0], user=user)

@@ -28,10 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from apiserver.encryption import new_config as new_encryption_config
-from apiserver.serviceaccounts import generate_private_key_pem
-
-from .certs import ensure_certificates, new_token, write_kubeconfig, write_token_file
+from .certs import component_kubeconfig, ensure_cluster_secrets, ensure_identities
 from .supervisor import Component, Supervisor, install_stop_signals
 
 DEFAULT_STATE_DIR = Path(".pilot")
@@ -62,7 +59,7 @@ class Layout:
         return [f"https://127.0.0.1:{p}" for p in self.api_ports]
 
     def kubeconfig(self, identity: str) -> Path:
-        return self.state_dir / "kubeconfigs" / f"{identity}.kubeconfig"
+        return component_kubeconfig(self.state_dir, identity)
 
     @property
     def store_endpoints(self) -> list[str]:
@@ -130,50 +127,9 @@ def prepare(state_dir: Path, *, api_port: int = 6443, store_port: int = 23790, s
             raise SystemExit(f"ports already in use: {taken} (choose others with --api-port/--store-port)")
         layout_file.write_text(json.dumps(data, indent=2) + "\n")
     layout = Layout(state_dir.resolve(), data["store"], data["api_ports"], data.get("schedulers", 2))
-    ensure_certificates(state_dir / "pki", hosts=["127.0.0.1", "localhost"])
-    sa_key = state_dir / "pki" / "sa.key"
-    if not sa_key.exists():
-        fd = os.open(sa_key, os.O_WRONLY | os.O_CREAT, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(generate_private_key_pem())
-    encryption = state_dir / "encryption.yaml"
-    if not encryption.exists():
-        fd = os.open(encryption, os.O_WRONLY | os.O_CREAT, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(new_encryption_config())
-    secret = state_dir / "peer-secret"
-    if not secret.exists():
-        fd = os.open(secret, os.O_WRONLY | os.O_CREAT, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(new_token() + new_token())
-    ensure_identities(layout, dict(IDENTITIES))
+    ensure_cluster_secrets(state_dir, hosts=["127.0.0.1", "localhost"])
+    ensure_identities(state_dir, dict(IDENTITIES), admin_server=layout.api_url, component_server=layout.api_url)
     return layout
-
-
-def ensure_identities(layout: Layout, identities: dict[str, tuple[str, list[str]]]) -> None:
-    """A token and a kubeconfig per identity; existing ones are kept (tokens.csv is append-only)."""
-    state_dir = layout.state_dir
-    tokens_file = state_dir / "tokens.csv"
-    known: dict[str, tuple[str, str, str, list[str]]] = {}
-    if tokens_file.exists():
-        import csv
-
-        for row in csv.reader(tokens_file.read_text().splitlines()):
-            if len(row) >= 3:
-                known[row[1]] = (row[0], row[1], row[2], [g for g in (row[3] if len(row) > 3 else "").split(",") if g])
-    changed = False
-    for identity, (user, groups) in identities.items():
-        if user not in known:
-            known[user] = (new_token(), user, identity, groups)
-            changed = True
-    if changed or not tokens_file.exists():
-        write_token_file(tokens_file, list(known.values()))
-    ca = state_dir / "pki" / "ca.crt"
-    for identity, (user, _groups) in identities.items():
-        path = state_dir / "kubeconfig" if identity == "admin" else layout.kubeconfig(identity)
-        if changed or not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_kubeconfig(path, server=layout.api_url, ca_cert=ca, token=known[user][0], user=user)
 
 
 def api_ready(layout: Layout, port: int | None = None, timeout: float = 1.0) -> bool:

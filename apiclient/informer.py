@@ -165,13 +165,22 @@ class Informer:
 
     def add_event_handler(self, *, on_add: Callable[[Obj], None] | None = None,
                           on_update: Callable[[Obj, Obj], None] | None = None,
-                          on_delete: Callable[[Obj], None] | None = None) -> None:
-        """Register handlers; objects already cached are delivered to ``on_add`` at once."""
+                          on_delete: Callable[[Obj], None] | None = None) -> object:
+        """Register handlers; objects already cached are delivered to ``on_add`` at once.
+
+        Returns a handle for ``remove_event_handler`` (a controller that stops while the informer
+        keeps running, e.g. after losing leadership, unregisters its handlers with it).
+        """
         handler = _Handler(on_add, on_update, on_delete)
         self._handlers.append(handler)
         if on_add is not None:
             for obj in self.store.list():
                 self._call(on_add, obj)
+        return handler
+
+    def remove_event_handler(self, handle: object) -> None:
+        """Stop delivering events to the handlers ``add_event_handler`` returned ``handle`` for."""
+        self._handlers = [h for h in self._handlers if h is not handle]
 
     @property
     def has_synced(self) -> bool:

@@ -36,6 +36,7 @@ import asyncio
 import base64
 import binascii
 import logging
+import os
 import ssl
 import uuid
 from typing import Any
@@ -478,6 +479,13 @@ class AdmissionWebhooks:
                                     f"{resp.status}: {excerpt}")
         except asyncio.TimeoutError:
             raise CallError(f"failed to call webhook: Post \"{url}\": context deadline exceeded") from None
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise CallError(f"failed to call webhook: Post \"{url}\": tls: failed to verify certificate: "
+                            f"{exc.certificate_error}") from None
+        except aiohttp.ClientConnectorError as exc:
+            errno = getattr(exc.os_error, "errno", None)
+            reason = f"connect: {os.strerror(errno).lower()}" if errno else str(exc.os_error or exc)
+            raise CallError(f"failed to call webhook: Post \"{url}\": dial tcp {exc.host}:{exc.port}: {reason}") from None
         except aiohttp.ClientError as exc:
             raise CallError(f"failed to call webhook: Post \"{url}\": {exc}") from None
         except ssl.SSLError as exc:

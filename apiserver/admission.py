@@ -83,6 +83,7 @@ class NamespaceLifecycle:
             if err.code == 404:
                 raise errors.not_found(resource="namespaces", name=ns) from None
             raise
+        op.memo[f"namespace/{ns}"] = namespace  # PodSecurity and the image policy read its labels too
         if (namespace.get("metadata") or {}).get("deletionTimestamp") and (rt.group, rt.plural) not in self.EXEMPT:
             raise errors.StatusError(
                 code=403, reason="Forbidden",

@@ -66,6 +66,8 @@ class Operation:
     # Undo steps for side effects admission took before the object is stored (a quota reservation);
     # run with the error when the write then fails.
     rollbacks: list[Callable[[BaseException], Awaitable[None]]] = field(default_factory=list)
+    # Reads the plugins share within this one request (the namespace object is read once).
+    memo: dict[str, Any] = field(default_factory=dict)
 
     async def rollback(self, exc: BaseException) -> None:
         steps, self.rollbacks = self.rollbacks, []

@@ -9,7 +9,8 @@ that lag.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+import time
+from typing import Any, Iterator
 
 from apimachinery import errors
 from apimachinery.errors import StatusError
@@ -166,10 +167,13 @@ def join_quote(items: list[str] | tuple[str, ...]) -> str:
 class Lookups:
     """Cache-first reads with a store fallback, for the objects admission consults."""
 
+    ABSENT_TTL = 10.0
+
     def __init__(self, *, storage: Storage, registry: Registry, caches: dict[tuple[str, str], ResourceCache]) -> None:
         self.storage = storage
         self.registry = registry
         self.caches = caches
+        self._absent: dict[tuple[str, str, str], float] = {}  # (group, plural, namespace) -> expiry
 
     def type(self, group: str, version: str, plural: str) -> ResourceType:
         rt = self.registry.get(group, version, plural)
@@ -196,26 +200,43 @@ class Lookups:
                 return None
             raise
 
-    async def list(self, rt: ResourceType, namespace: str, *, live_if_empty: bool = True,
-                   accept: Callable[[Obj], bool] | None = None) -> list[Obj]:
-        """Objects of a namespace from the cache; a store list when the cache has none (it may lag)."""
+    async def list(self, rt: ResourceType, namespace: str, *, live_if_empty: bool = True) -> list[Obj]:
+        """Objects of a namespace from the cache; a store list when the cache has none (it may lag).
+
+        Most namespaces have no LimitRange or ResourceQuota, so an empty store answer is remembered
+        for ``ABSENT_TTL`` seconds (upstream's "live lookup" cache): the cache is still asked first,
+        so this only hides an object created in the last moment before the cache saw it.
+        """
         cache = self.cache(rt)
         items: list[Obj] = []
         if cache is not None:
-            items, _ = cache.list(namespace, accept or (lambda _o: True))
+            items, _ = cache.list(namespace, lambda _o: True)
         if items or not live_if_empty:
             return items
-        result = await self.storage.list(rt, namespace, accept=accept)
+        key = (rt.group, rt.plural, namespace)
+        now = time.monotonic()
+        if self._absent.get(key, 0.0) > now:
+            return []
+        result = await self.storage.list(rt, namespace)
+        if not result.items:
+            if len(self._absent) > 4096:
+                self._absent = {k: t for k, t in self._absent.items() if t > now}
+            self._absent[key] = now + self.ABSENT_TTL
         return result.items
 
-    async def namespace(self, name: str) -> Obj | None:
-        """The Namespace, read from the store: its labels and annotations carry policy, and a
-        policy set a moment ago must apply to the very next request."""
+    async def namespace(self, op: Operation) -> Obj | None:
+        """The request's Namespace, read from the store once per request (NamespaceLifecycle usually
+        already did): its labels and annotations carry policy, and a policy set a moment ago must
+        apply to the very next request, which a watch cache cannot promise."""
+        name = op.info.namespace
         if not name:
             return None
-        try:
-            return await self.storage.get(self.type("", "v1", "namespaces"), "", name)
-        except StatusError as err:
-            if err.code == 404:
-                return None
-            raise
+        key = f"namespace/{name}"
+        if key not in op.memo:
+            try:
+                op.memo[key] = await self.storage.get(self.type("", "v1", "namespaces"), "", name)
+            except StatusError as err:
+                if err.code != 404:
+                    raise
+                op.memo[key] = None
+        return op.memo[key]

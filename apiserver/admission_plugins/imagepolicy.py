@@ -198,7 +198,7 @@ class ImagePolicy:
             old = pod_template(rt, op.old)
             if old is not None and _relevant(old[1]) == _relevant(template[1]):
                 return  # nothing the policy looks at changed (status writes, scaling, labels)
-        namespace = await self.lookups.namespace(op.info.namespace)
+        namespace = await self.lookups.namespace(op)
         rules = rules_of(namespace)
         if not rules.active:
             return

@@ -495,7 +495,7 @@ class PodSecurity:
             return
         if op.verb == "update" and not _significant_update(rt, op):
             return
-        namespace = await self.lookups.namespace(op.info.namespace)
+        namespace = await self.lookups.namespace(op)
         policy = policy_of(namespace)
         if policy.enforce == "privileged" and policy.warn == "privileged":
             return

@@ -392,6 +392,11 @@ class AdmissionWebhooks:
         if not isinstance(patched, dict):
             raise errors.internal_error(f"admission webhook \"{name}\" patched the object into a non-object")
         assert op.obj is not None
+        before, after = op.obj.get("metadata") or {}, patched.get("metadata")
+        for key in ("name", "namespace"):
+            # The request was authorized for this name and namespace; a patch may not move the object.
+            if not isinstance(after, dict) or after.get(key) != before.get(key):
+                raise errors.internal_error(f"admission webhook \"{name}\" may not change metadata.{key}")
         op.obj.clear()  # in place: the handler holds this dict
         op.obj.update(patched)
         rt = op.info.rt

@@ -95,6 +95,9 @@ class WebhookServer:
             await asyncio.sleep(3)
         elif hook == "baduid":
             response["uid"] = "not-the-request-uid"
+        elif hook == "move":
+            ops = [{"op": "replace", "path": "/metadata/namespace", "value": "kube-system"}]
+            response.update(patchType="JSONPatch", patch=base64.b64encode(json.dumps(ops).encode()).decode())
         elif hook == "badpatch":
             ops = [{"op": "replace", "path": "/spec/nothing/here", "value": 1}]
             response.update(patchType="JSONPatch", patch=base64.b64encode(json.dumps(ops).encode()).decode())
@@ -233,7 +236,9 @@ def test_failure_policy_timeouts_and_bad_responses(api: APICluster, hooks: Webho
                                       for name, client, policy, res, _ in cases])
     configure(api, MWC, "bad-patch", webhook("patch.example.com", {"url": hooks.url("/badpatch"),
                                                                    "caBundle": hooks.ca_bundle},
-                                             resources=["persistentvolumeclaims"], namespace="wh-fail"))
+                                             resources=["persistentvolumeclaims"], namespace="wh-fail"),
+              webhook("move.example.com", {"url": hooks.url("/move"), "caBundle": hooks.ca_bundle},
+                      resources=["resourcequotas"], namespace="wh-fail"))
 
     def body_for(resource: str, name: str) -> dict:
         if resource == "services":
@@ -262,6 +267,10 @@ def test_failure_policy_timeouts_and_bad_responses(api: APICluster, hooks: Webho
     assert eventually(lambda: api.request("POST", ns + "/persistentvolumeclaims?dryRun=All", claim)[0] == 500)
     code, body, _ = api.request("POST", ns + "/persistentvolumeclaims", claim)
     assert code == 500 and 'admission webhook "patch.example.com" returned a patch that does not apply' in body["message"]
+    # A patch may not move the object to a namespace the request was not authorized for.
+    code, body, _ = api.request("POST", ns + "/resourcequotas", {"metadata": {"name": "q"}, "spec": {"hard": {}}})
+    assert code == 500 and 'admission webhook "move.example.com" may not change metadata.namespace' in body["message"]
+    assert api.request("GET", "/api/v1/namespaces/kube-system/resourcequotas/q")[0] == 404
     assert api.request("DELETE", VWC + "/failures")[0] == 200
     assert api.request("DELETE", MWC + "/bad-patch")[0] == 200
 

@@ -108,7 +108,7 @@ def test_workloads_are_rejected_before_any_pod_exists(api: APICluster) -> None:
 
 
 def test_malformed_annotations_are_invalid(api: APICluster) -> None:
-    for annotations, text in [
+    for notes, text in [
         ({"images.pilothouse.io/forbid-latest": "yes"},
          'metadata.annotations[images.pilothouse.io/forbid-latest]: Invalid value: "yes": must be "true" or "false"'),
         ({"images.pilothouse.io/allowed-registries": " , "},
@@ -118,7 +118,7 @@ def test_malformed_annotations_are_invalid(api: APICluster) -> None:
          "not a registry or registry/repository prefix: https://quay.io"),
     ]:
         code, body, _ = api.request("POST", "/api/v1/namespaces", {"metadata": {"name": "img-bad",
-                                                                                "annotations": annotations}})
+                                                                                "annotations": notes}})
         assert code == 422, body
         assert text in body["message"], body["message"]
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tests.harness.apicluster import KUBECTL, APICluster
-
 import pytest
+
+from tests.harness.apicluster import KUBECTL, APICluster
 
 RESTRICTED_NGINX = (
     'pods "root" is forbidden: violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false '
@@ -82,7 +82,7 @@ def test_warn_level_and_workloads_only_warn(api: APICluster) -> None:
               "spec": {"selector": {"matchLabels": {"app": "web"}},
                        "template": {"metadata": {"labels": {"app": "web"}},
                                     "spec": {"containers": [{"name": "nginx", "image": "nginx:1.25"}]}}}}
-    code, body, headers = api.request("POST", f"/apis/apps/v1/namespaces/ps-workloads/deployments", deploy)
+    code, body, headers = api.request("POST", "/apis/apps/v1/namespaces/ps-workloads/deployments", deploy)
     assert code == 201, body
     assert headers["Warning"].startswith('299 - "would violate PodSecurity \\"restricted:latest\\": '
                                          'allowPrivilegeEscalation != false')

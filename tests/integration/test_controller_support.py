@@ -311,6 +311,7 @@ class PodWatch:
         self.armed = False  # record extremes only once armed (after the initial rollout)
         self.max_pods = 0
         self.min_ready: int | None = None
+        self.max_templates = 0  # most pod-template-hash values at once (terminating pods included)
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
@@ -330,13 +331,16 @@ class PodWatch:
         self.armed = True
         self.max_pods = 0
         self.min_ready = None
+        self.max_templates = 0
 
     def _matches(self, pod: Obj) -> bool:
         labels = m.labels(pod)
         return all(labels.get(k) == v for k, v in self.labels.items())
 
     def _sample(self, *_: Any) -> None:
-        pods = [p for p in self.informer.list() if self._matches(p) and not m.deletion_timestamp(p)]
+        everything = [p for p in self.informer.list() if self._matches(p)]
+        templates = {m.labels(p).get("pod-template-hash") for p in everything}
+        pods = [p for p in everything if not m.deletion_timestamp(p)]
         for p in pods:
             self.added.add(m.uid(p))
         existing = len(pods)
@@ -344,6 +348,7 @@ class PodWatch:
                                            for c in (p.get("status") or {}).get("conditions") or []))
         self.samples.append((existing, ready))
         if self.armed:
+            self.max_templates = max(self.max_templates, len(templates))
             self.max_pods = max(self.max_pods, existing)
             self.min_ready = ready if self.min_ready is None else min(self.min_ready, ready)
 

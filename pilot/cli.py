@@ -49,6 +49,14 @@ def scheduler(ctx: typer.Context) -> None:
     main(list(ctx.args))
 
 
+@app.command("kubelet", context_settings=_PASSTHROUGH, add_help_option=False)
+def kubelet(ctx: typer.Context) -> None:
+    """Run pods on a node (process, docker or fake runtime). `pilot kubelet --help` for flags."""
+    from kubelet.app import main
+
+    main(list(ctx.args))
+
+
 @app.command("controller-manager", context_settings=_PASSTHROUGH, add_help_option=False)
 def controller_manager(ctx: typer.Context) -> None:
     """Run the controllers (ReplicaSet, Deployment, GC, namespaces, nodes, ...). `pilot controller-manager --help` for flags."""

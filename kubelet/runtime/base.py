@@ -1,0 +1,299 @@
+"""The container runtime interface the kubelet drives: pod sandboxes and containers, nothing Kubernetes-shaped.
+
+The pod worker decides *what* should run (init order, restart policy, backoff, probes); a runtime only
+knows *how*: start a container from a ``ContainerConfig``, stop it with a grace period, report what it
+observed as ``ContainerStatus`` records, run a command beside it (probes, hooks, ``kubectl exec``) and
+say where its output is. Three implementations, one module each, checked by one contract test suite
+(``tests/unit/test_kubelet_runtime_contract.py``):
+
+* ``process`` — a container is a host process group under a small supervisor (``kubelet/shim.py``);
+* ``fake`` — nothing runs (like KWOK): containers are records that become running after a delay;
+* ``docker`` — real containers through the Docker Engine API (aiodocker).
+
+Re-adoption is part of the contract: a runtime started over the state a previous instance left (the
+same root directory, or Docker's labels) lists the containers that are still running, with the labels
+the kubelet gave them (pod uid, container name, restart count), so a restarted kubelet neither starts
+duplicates nor leaves orphans. Container exits are pushed to ``on_exit`` as they happen.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+# Labels the kubelet puts on every container (Docker's names; the process runtime stores them in a file).
+LABEL_POD_NAME = "io.kubernetes.pod.name"
+LABEL_POD_NAMESPACE = "io.kubernetes.pod.namespace"
+LABEL_POD_UID = "io.kubernetes.pod.uid"
+LABEL_CONTAINER_NAME = "io.kubernetes.container.name"
+LABEL_RESTART_COUNT = "io.kubernetes.container.restartCount"
+LABEL_CONTAINER_KIND = "io.pilothouse.container.kind"  # "init" | "sidecar" | "regular"
+LABEL_CONTAINER_HASH = "io.kubernetes.container.hash"
+LABEL_NODE_NAME = "io.pilothouse.node.name"
+
+RUNNING = "running"
+EXITED = "exited"
+CREATED = "created"
+
+
+class RuntimeError_(Exception):
+    """A runtime operation failed; ``reason`` is the Kubernetes waiting reason to show (e.g. ``StartError``)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class NotSupported(RuntimeError_):
+    def __init__(self, what: str) -> None:
+        super().__init__("NotSupported", f"{what} is not supported by this runtime")
+
+
+@dataclass(frozen=True)
+class Mount:
+    host_path: str
+    container_path: str
+    read_only: bool = False
+    sub_path: str = ""
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """One pod's shared context: its identity, directory and (process runtime) its loopback IP."""
+
+    pod_uid: str
+    name: str
+    namespace: str
+    node_name: str
+    pod_dir: Path
+    hostname: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    host_network: bool = False
+
+
+@dataclass
+class SandboxStatus:
+    pod_uid: str
+    ip: str
+    ready: bool = True
+
+
+@dataclass(frozen=True)
+class ContainerConfig:
+    """Everything needed to start one container instance (attempt = its restart count)."""
+
+    pod_uid: str
+    pod_name: str
+    pod_namespace: str
+    name: str
+    attempt: int
+    image: str
+    argv: tuple[str, ...]  # command + args, $(VAR) references already expanded
+    env: dict[str, str]
+    working_dir: str = ""
+    mounts: tuple[Mount, ...] = ()
+    memory_limit: int | None = None  # bytes
+    cpu_limit_milli: int | None = None
+    kind: str = "regular"
+    tty: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    image_pull_policy: str = "IfNotPresent"
+    log_path: Path | None = None
+
+    def all_labels(self) -> dict[str, str]:
+        return {**self.labels, LABEL_POD_UID: self.pod_uid, LABEL_POD_NAME: self.pod_name,
+                LABEL_POD_NAMESPACE: self.pod_namespace, LABEL_CONTAINER_NAME: self.name,
+                LABEL_RESTART_COUNT: str(self.attempt), LABEL_CONTAINER_KIND: self.kind}
+
+
+@dataclass
+class ContainerStatus:
+    """What the runtime observed about one container instance. Times are Unix seconds."""
+
+    id: str  # without the scheme
+    pod_uid: str
+    name: str
+    attempt: int
+    state: str  # created | running | exited
+    image: str = ""
+    image_id: str = ""
+    created_at: float = 0.0
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    exit_code: int | None = None
+    reason: str = ""  # Completed | Error | OOMKilled | StartError | ContainerStatusUnknown
+    message: str = ""
+    pid: int | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    log_path: Path | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.labels.get(LABEL_CONTAINER_KIND, "regular")
+
+    @property
+    def running(self) -> bool:
+        return self.state == RUNNING
+
+
+@dataclass
+class ExecResult:
+    exit_code: int
+    stdout: bytes = b""
+    stderr: bytes = b""
+    timed_out: bool = False
+
+
+@dataclass
+class ContainerStats:
+    timestamp: float
+    cpu_usage_core_nanoseconds: int  # cumulative
+    memory_working_set_bytes: int
+    memory_usage_bytes: int = 0
+    memory_rss_bytes: int = 0
+
+
+class ExecSession(abc.ABC):
+    """A command running beside a container for ``kubectl exec``: streams in and out, resize, exit code."""
+
+    @abc.abstractmethod
+    async def write_stdin(self, data: bytes) -> None: ...
+
+    @abc.abstractmethod
+    async def close_stdin(self) -> None: ...
+
+    @abc.abstractmethod
+    def output(self) -> AsyncIterator[tuple[int, bytes]]:
+        """``(1 | 2, chunk)`` for stdout/stderr until both end."""
+
+    @abc.abstractmethod
+    async def resize(self, width: int, height: int) -> None: ...
+
+    @abc.abstractmethod
+    async def wait(self) -> int: ...
+
+    @abc.abstractmethod
+    async def kill(self) -> None: ...
+
+
+ExitCallback = Callable[[ContainerStatus], None]
+
+
+class Runtime(abc.ABC):
+    """One node's container runtime. ``start`` re-adopts what a previous instance left running."""
+
+    name: ClassVar[str]
+    scheme: ClassVar[str]  # containerID prefix, e.g. "process" → process://<id>
+
+    def __init__(self) -> None:
+        self.on_exit: ExitCallback | None = None
+
+    def _notify_exit(self, status: ContainerStatus) -> None:
+        if self.on_exit is not None:
+            try:
+                self.on_exit(status)
+            except Exception:  # noqa: BLE001 - a broken listener must not break the runtime
+                import logging
+
+                logging.getLogger(__name__).exception("on_exit callback failed")
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Load persisted state and re-adopt running containers."""
+
+    async def close(self) -> None:
+        """Stop watching; containers keep running (a restarted kubelet adopts them)."""
+
+    def version(self) -> str:
+        return f"{self.name}://0.1.0"
+
+    # ---------------------------------------------------------------- sandboxes
+
+    @abc.abstractmethod
+    async def run_pod_sandbox(self, config: SandboxConfig) -> SandboxStatus: ...
+
+    @abc.abstractmethod
+    async def remove_pod_sandbox(self, pod_uid: str) -> None:
+        """Forget the pod: every container of it must already be stopped; removes them and the sandbox."""
+
+    @abc.abstractmethod
+    def sandboxes(self) -> dict[str, SandboxStatus]:
+        """pod uid → sandbox, for every pod the runtime knows (adopted ones included)."""
+
+    # ---------------------------------------------------------------- containers
+
+    @abc.abstractmethod
+    async def start_container(self, sandbox: SandboxStatus, config: ContainerConfig) -> ContainerStatus:
+        """Create and start; raises ``RuntimeError_`` (reason StartError, ErrImagePull, ...) on failure."""
+
+    @abc.abstractmethod
+    async def stop_container(self, container_id: str, grace: float) -> ContainerStatus:
+        """SIGTERM (or the image's stop signal), wait ``grace`` seconds, SIGKILL; returns the exited status."""
+
+    @abc.abstractmethod
+    async def remove_container(self, container_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def list_containers(self, pod_uid: str | None = None) -> list[ContainerStatus]:
+        """Known containers (running and exited, not removed), oldest first."""
+
+    def container(self, container_id: str) -> ContainerStatus | None:
+        for c in self.list_containers():
+            if c.id == container_id:
+                return c
+        return None
+
+    # ---------------------------------------------------------------- beside a container
+
+    @abc.abstractmethod
+    async def exec_sync(self, container_id: str, argv: list[str], timeout: float) -> ExecResult:
+        """Run a command in the container's context, collect its output (probes, hooks)."""
+
+    async def exec_stream(self, container_id: str, argv: list[str], *, tty: bool, stdin: bool) -> ExecSession:
+        raise NotSupported("exec")
+
+    def log_path(self, container_id: str) -> Path | None:
+        """The container's log in CRI format (``<RFC3339Nano> stdout|stderr F|P <text>``), if it has one."""
+        c = self.container(container_id)
+        return c.log_path if c is not None else None
+
+    async def container_stats(self, container_id: str) -> ContainerStats | None:
+        return None
+
+    async def all_stats(self) -> dict[str, ContainerStats]:
+        """Usage of every running container (one pass: runtimes that scan /proc do it once)."""
+        out: dict[str, ContainerStats] = {}
+        for c in self.list_containers():
+            if c.running:
+                stats = await self.container_stats(c.id)
+                if stats is not None:
+                    out[c.id] = stats
+        return out
+
+    def probe_address(self, sandbox: SandboxStatus) -> str:
+        return sandbox.ip
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    """Poll ``predicate`` until true or ``timeout`` seconds passed (a bound, not a schedule)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(interval)
+    return True
+
+
+def image_digest(image: str) -> str:
+    """A stable image ID for runtimes that pull nothing: ``sha256:<hex digest of the image name>``."""
+    return "sha256:" + hashlib.sha256(image.encode()).hexdigest()

@@ -65,6 +65,30 @@ def controller_manager(ctx: typer.Context) -> None:
     main(list(ctx.args))
 
 
+@app.command("proxy", context_settings=_PASSTHROUGH, add_help_option=False)
+def proxy(ctx: typer.Context) -> None:
+    """Service proxy of one node (ClusterIP, NodePort, LoadBalancer; TCP and UDP). `pilot proxy --help` for flags."""
+    from proxy.app import main
+
+    main(list(ctx.args))
+
+
+@app.command("dns", context_settings=_PASSTHROUGH, add_help_option=False)
+def dns(ctx: typer.Context) -> None:
+    """Cluster DNS (<svc>.<ns>.svc.cluster.local, SRV, headless). `pilot dns --help` for flags."""
+    from proxy.dns import main
+
+    main(list(ctx.args))
+
+
+@app.command("ingress", context_settings=_PASSTHROUGH, add_help_option=False)
+def ingress(ctx: typer.Context) -> None:
+    """Ingress controller for the IngressClass `pilot` (HTTP, HTTPS by SNI). `pilot ingress --help` for flags."""
+    from proxy.ingress import main
+
+    main(list(ctx.args))
+
+
 @app.command("up")
 def up(state_dir: Path = typer.Option(Path(".pilot"), help=STATE_DIR_HELP),
        detach: bool = typer.Option(False, "--detach", "-d", help="return once the cluster is ready"),
@@ -141,6 +165,18 @@ def status(state_dir: Path = typer.Option(Path(".pilot"), help=STATE_DIR_HELP)) 
         console.print(nodes_table)
     if any(r["health"] != "ok" for r in rows):
         raise typer.Exit(1)
+
+
+@app.command("compose-init")
+def compose_init(state_dir: Path = typer.Option(Path("/state"), help=STATE_DIR_HELP),
+                 api_hosts: str = typer.Option("apiserver-1,apiserver-2", help="API server host names"),
+                 published: str = typer.Option("127.0.0.1:6443", help="host:port where people reach the API"),
+                 nodes: str = typer.Option("kubelet-1,kubelet-2", help="node names (one identity each)")) -> None:
+    """Generate certificates, tokens and kubeconfigs for the docker compose topology (idempotent)."""
+    from pilot import compose
+
+    compose.init(state_dir, api_hosts=api_hosts.split(","), published=published, nodes=nodes.split(","))
+    console.print(f"credentials in {state_dir}")
 
 
 @app.command("chaos")

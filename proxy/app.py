@@ -1,0 +1,86 @@
+"""The service proxy process: ``pilot proxy --kubeconfig F --node-name n1 [--node-ip 127.0.0.1]`` (or ``python -m proxy``).
+
+Watches Services and EndpointSlices and forwards TCP and UDP from every Service address to ready
+endpoints (``proxier``); with the process runtime, ClusterIPs are loopback addresses, so the API
+server must allocate them from a loopback range (``--service-cluster-ip-range 127.96.0.0/16``)
+for this process to be able to listen on them. NodePorts and published LoadBalancer ports are
+listened on at ``--node-ip``. Unless ``--no-lb-allocator``, the process also campaigns for the
+Lease ``kube-system/pilot-lb-allocator`` and, while it holds it, publishes LoadBalancer Services
+on its node address (``lballoc``). ``/healthz``, ``/readyz`` and ``/metrics`` on ``--bind-health``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import socket
+import sys
+from collections.abc import Awaitable
+
+from apiclient import component
+from apiclient.events import EventRecorder
+from apiclient.leaderelection import default_identity
+
+from . import runtime
+from .catalog import ServiceCatalog
+from .lballoc import LEASE_NAME, LoadBalancerAllocator
+from .metrics import ProxyMetrics
+from .proxier import ServiceProxy
+
+log = logging.getLogger("proxy")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pilot proxy",
+                                description="Service proxy of one node: ClusterIP, NodePort and LoadBalancer "
+                                            "forwarding (TCP and UDP) to ready endpoints.")
+    runtime.add_client_args(p)
+    p.add_argument("--node-name", default=socket.gethostname(), help="this node's name (events, lease identity)")
+    p.add_argument("--node-ip", default="127.0.0.1",
+                   help="address(es) of this node, comma-separated: NodePorts and LoadBalancer ports listen there")
+    p.add_argument("--bind-health", default="127.0.0.1:10256", help="HOST:PORT for /healthz, /readyz, /metrics")
+    p.add_argument("--connect-timeout", type=float, default=3.0, metavar="SECONDS",
+                   help="give up connecting to one endpoint after this long and try the next")
+    p.add_argument("--udp-idle-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="end a UDP session after this long without datagrams")
+    p.add_argument("--endpoint-fail-timeout", type=float, default=2.0, metavar="SECONDS",
+                   help="skip an endpoint that refused a connection for this long (while others are left)")
+    p.add_argument("--no-lb-allocator", action="store_true",
+                   help="do not publish LoadBalancer Services (another allocator does it)")
+    component.add_leader_election_flags(p, resource_name=LEASE_NAME)
+    return p
+
+
+async def serve(args: argparse.Namespace) -> None:
+    node_ips = [ip.strip() for ip in args.node_ip.split(",") if ip.strip()]
+    client = runtime.make_client(args, f"pilot-proxy/{args.node_name}")
+    metrics = ProxyMetrics()
+    catalog = ServiceCatalog(client)
+    proxy = ServiceProxy(catalog, node_ips=node_ips, metrics=metrics, connect_timeout=args.connect_timeout,
+                         udp_idle_timeout=args.udp_idle_timeout, fail_timeout=args.endpoint_fail_timeout)
+    recorder = EventRecorder(client, component="pilot-lb-allocator", host=args.node_name)
+    runner = await runtime.start_http(args.bind_health, metrics, lambda: catalog.synced and proxy.synced.is_set())
+    catalog.start()
+    proxy.start()
+    recorder.start()
+    work: Awaitable[None] = asyncio.Event().wait()  # forever: listeners and balancers run on their own
+    if not args.no_lb_allocator and node_ips:
+        allocator = LoadBalancerAllocator(client, catalog.services, ip=node_ips[0], metrics=metrics, recorder=recorder)
+        work = component.campaign(runtime.leader_elector(client, args, metrics, allocator.lead))
+    log.info("proxy started", extra={"event": "started", "node": args.node_name, "node_ips": node_ips,
+                                     "identity": default_identity(args.replica_name),
+                                     "servers": list(client.config.servers), "health": args.bind_health})
+    try:
+        await component.run_until_signal(work, name="lb-allocator")
+    finally:
+        await proxy.stop()
+        await catalog.stop()
+        await recorder.stop(1.0)
+        await runner.cleanup()
+        await client.close()
+        log.info("stopped", extra={"event": "stopped"})
+
+
+def main(argv: list[str] | None = None) -> None:
+    runtime.run(serve, build_parser().parse_args(sys.argv[1:] if argv is None else argv))

@@ -1,0 +1,158 @@
+"""The service proxy of one node: keeps one listener per Service address and port, and balancers fed by slices.
+
+Two kinds of change, handled differently:
+
+* Endpoints (EndpointSlice events) only touch balancers: the affected Service's balancers get the
+  new endpoint list synchronously, inside the informer's event handler. No listener is opened
+  or closed, and open connections are left alone.
+* Services (and this node's address) decide the listener set. A change wakes the sync task,
+  which computes the desired listeners (``model.desired_listeners``), opens the new ones,
+  re-targets those whose Service port changed and closes those no longer wanted (closing stops
+  accepting; established connections continue). A listener that cannot be opened (address in
+  use, address not local) is retried every ``retry_period`` seconds and counted in
+  ``pilot_proxy_listen_errors_total``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+from .balancer import Addr, Balancers
+from .catalog import ServiceCatalog
+from .metrics import ProxyMetrics
+from .model import ListenKey, ServicePort, ServicePortKey, desired_listeners
+from .tcp import TCPListener
+from .udp import UDPListener
+
+log = logging.getLogger(__name__)
+
+
+class Listener(Protocol):
+    key: ListenKey
+    target: ServicePortKey
+
+    async def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def abort_all(self) -> None: ...
+
+    @property
+    def active(self) -> int: ...
+
+
+class ServiceProxy:
+    def __init__(self, catalog: ServiceCatalog, *, node_ips: list[str], metrics: ProxyMetrics,
+                 connect_timeout: float = 3.0, udp_idle_timeout: float = 30.0, fail_timeout: float = 2.0,
+                 retry_period: float = 5.0) -> None:
+        self.catalog = catalog
+        self.node_ips = node_ips
+        self.metrics = metrics
+        self.connect_timeout = connect_timeout
+        self.udp_idle_timeout = udp_idle_timeout
+        self.retry_period = retry_period
+        self.balancers = Balancers(catalog.balancer_lookup, fail_timeout=fail_timeout)
+        self.balancers.on_endpoints_gone.append(self._endpoints_gone)
+        self.listeners: dict[ListenKey, Listener] = {}
+        self.failed: dict[ListenKey, str] = {}  # listeners we could not open, with the error
+        self.conflicts: list[tuple[ListenKey, ServicePort]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.synced = asyncio.Event()  # set after the first sync with synced informers
+        catalog.on_service.append(lambda _key: self._wake.set())
+        catalog.on_endpoints.append(self._endpoints_changed)
+        metrics.endpoints.set_function(self.balancers.endpoint_count)
+        for proto in ("TCP", "UDP"):
+            metrics.listeners.labels(proto.lower()).set_function(
+                lambda p=proto: sum(1 for k in self.listeners if k.protocol == p))
+
+    # ------------------------------------------------------------------ events
+
+    def _endpoints_changed(self, service_key: str) -> None:
+        self.balancers.refresh(service_key)
+        self.metrics.endpoint_updates.inc()
+
+    def _endpoints_gone(self, key: ServicePortKey, gone: set[Addr]) -> None:
+        for lst in self.listeners.values():
+            if lst.target == key and isinstance(lst, UDPListener):
+                lst.endpoints_gone(gone)
+
+    # ------------------------------------------------------------------ sync loop
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self.run(), name="proxy-sync")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        for lst in self.listeners.values():
+            lst.close()
+            lst.abort_all()
+        self.listeners.clear()
+
+    async def run(self) -> None:
+        await self.catalog.wait_for_sync()
+        while True:
+            self._wake.clear()
+            try:
+                await self.sync()
+            except Exception:  # noqa: BLE001 - one bad sync must not stop the proxy
+                log.exception("sync failed")
+            self.synced.set()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.retry_period if self.failed else None)
+            except asyncio.TimeoutError:
+                pass
+
+    async def sync(self) -> None:
+        self.metrics.syncs.inc()
+        desired, conflicts = desired_listeners(self.catalog.all_services(), self.node_ips)
+        for lk, sp in conflicts:
+            if (lk, sp) not in self.conflicts:
+                log.warning("address already served by another service", extra={
+                    "event": "listen_conflict", "listen": str(lk), "service": str(sp.key),
+                    "owner": str(desired[lk].key)})
+        self.conflicts = conflicts
+        for lk in [k for k in self.listeners if k not in desired]:
+            lst = self.listeners.pop(lk)
+            lst.close()
+            log.info("stopped listening", extra={"event": "unlisten", "listen": str(lk), "service": str(lst.target)})
+        self.failed = {k: v for k, v in self.failed.items() if k in desired}
+        for lk, sp in desired.items():
+            lst = self.listeners.get(lk)
+            if lst is not None:
+                if lst.target != sp.key:
+                    lst.target = sp.key  # the address moved to another Service port
+                continue
+            lst = self._new_listener(lk, sp.key)
+            try:
+                await lst.start()
+            except OSError as exc:
+                self.metrics.listen_errors.inc()
+                if self.failed.get(lk) != str(exc):
+                    log.warning("cannot listen", extra={"event": "listen_failed", "listen": str(lk),
+                                                        "service": str(sp.key), "error": str(exc)})
+                self.failed[lk] = str(exc)
+                continue
+            self.failed.pop(lk, None)
+            self.listeners[lk] = lst
+            log.info("listening", extra={"event": "listen", "listen": str(lk), "service": str(sp.key)})
+        in_use = {lst.target for lst in self.listeners.values()}
+        self.balancers.retain(in_use)
+        for key in in_use:
+            self.balancers.get(key)
+        # Affinity settings live on the Service: re-read them for every port in use.
+        for service_key in {k.service_key for k in in_use}:
+            self.balancers.refresh(service_key)
+
+    def _new_listener(self, lk: ListenKey, target: ServicePortKey) -> Listener:
+        if lk.protocol == "UDP":
+            return UDPListener(lk, target, balancers=self.balancers, metrics=self.metrics,
+                               idle_timeout=self.udp_idle_timeout)
+        return TCPListener(lk, target, balancers=self.balancers, metrics=self.metrics,
+                           connect_timeout=self.connect_timeout)

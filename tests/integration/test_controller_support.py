@@ -300,18 +300,23 @@ class SimKubelet:
 class PodWatch:
     """Watches the pods of a namespace (its own thread and informer) and, after every event, records how
     many matching pods exist (not terminating) and how many are Ready: the extremes over the run are
-    what a rollout must respect at every step, as a watch sees the cluster change one event at a time."""
+    what a rollout must respect at every step, as a watch sees the cluster change one event at a time.
+    Counts are kept incrementally, so thousands of pods cost O(1) per event."""
 
     def __init__(self, api: APICluster, namespace: str, labels: dict[str, str]) -> None:
         self.api = api
         self.namespace = namespace
         self.labels = labels
-        self.samples: list[tuple[int, int]] = []  # (existing, ready) after each event
-        self.added: set[str] = set()
+        self.added: set[str] = set()  # uids of every matching pod seen
         self.armed = False  # record extremes only once armed (after the initial rollout)
         self.max_pods = 0
         self.min_ready: int | None = None
         self.max_templates = 0  # most pod-template-hash values at once (terminating pods included)
+        self.existing = 0  # matching pods not being deleted, now
+        self.ready = 0  # ... of which Ready
+        self.events = 0
+        self._state: dict[str, tuple[bool, bool, str]] = {}  # key -> (alive, ready, template hash)
+        self._templates: dict[str, int] = {}
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
@@ -329,35 +334,49 @@ class PodWatch:
 
     def arm(self) -> None:
         self.armed = True
-        self.max_pods = 0
-        self.min_ready = None
-        self.max_templates = 0
+        self.max_pods = self.existing
+        self.min_ready = self.ready
+        self.max_templates = len(self._templates)
 
     def _matches(self, pod: Obj) -> bool:
         labels = m.labels(pod)
         return all(labels.get(k) == v for k, v in self.labels.items())
 
-    def _sample(self, *_: Any) -> None:
-        everything = [p for p in self.informer.list() if self._matches(p)]
-        templates = {m.labels(p).get("pod-template-hash") for p in everything}
-        pods = [p for p in everything if not m.deletion_timestamp(p)]
-        for p in pods:
-            self.added.add(m.uid(p))
-        existing = len(pods)
-        ready = sum(1 for p in pods if any(c.get("type") == "Ready" and c.get("status") == "True"
-                                           for c in (p.get("status") or {}).get("conditions") or []))
-        self.samples.append((existing, ready))
+    def _set(self, key: str, state: tuple[bool, bool, str] | None) -> None:
+        old = self._state.pop(key, None)
+        if old is not None:
+            self.existing -= old[0]
+            self.ready -= old[0] and old[1]
+            self._templates[old[2]] -= 1
+            if not self._templates[old[2]]:
+                del self._templates[old[2]]
+        if state is not None:
+            self._state[key] = state
+            self.existing += state[0]
+            self.ready += state[0] and state[1]
+            self._templates[state[2]] = self._templates.get(state[2], 0) + 1
+        self.events += 1
         if self.armed:
-            self.max_templates = max(self.max_templates, len(templates))
-            self.max_pods = max(self.max_pods, existing)
-            self.min_ready = ready if self.min_ready is None else min(self.min_ready, ready)
+            self.max_templates = max(self.max_templates, len(self._templates))
+            self.max_pods = max(self.max_pods, self.existing)
+            self.min_ready = self.ready if self.min_ready is None else min(self.min_ready, self.ready)
+
+    def _changed(self, pod: Obj) -> None:
+        if not self._matches(pod):
+            self._set(m.object_key(pod), None)
+            return
+        self.added.add(m.uid(pod))
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in (pod.get("status") or {}).get("conditions") or [])
+        self._set(m.object_key(pod), (not m.deletion_timestamp(pod), ready, m.labels(pod).get("pod-template-hash", "")))
 
     async def _run(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         async with RESTClient(load_config(self.api.kubeconfig)) as client:
             self.informer = Informer(client, PODS, namespace=self.namespace)
-            self.informer.add_event_handler(on_add=self._sample, on_update=self._sample, on_delete=self._sample)
+            self.informer.add_event_handler(on_add=self._changed, on_update=lambda _o, n: self._changed(n),
+                                            on_delete=lambda o: self._set(m.object_key(o), None))
             self.informer.start()
             await self.informer.wait_for_sync(30)
             self._ready.set()

@@ -370,6 +370,10 @@ class APIServer:
                 return web.Response(status=201, body=orjson.dumps(out), content_type="application/json")
             elif info.subresource == "finalize" and verb == "update":
                 return await h.update(request, info, user)
+            elif rt.plural == "pods" and rt.group == "" and info.subresource in ("log", "exec", "attach", "portforward"):
+                from . import nodeproxy  # pods/log and pods/exec go to the kubelet of the pod's node
+
+                return await nodeproxy.proxy(self, request, info, verb)
             raise errors.method_not_allowed(resource=f"{rt.plural}/{info.subresource}", action=verb, group=rt.group)
         if verb not in rt.verbs or (verb in ("update", "patch") and info.is_collection):
             raise errors.method_not_allowed(resource=rt.plural, action=verb, group=rt.group)

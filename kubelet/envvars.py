@@ -112,15 +112,15 @@ def resource_field_ref(container: Obj, ref: Obj, allocatable: Mapping[str, str])
             value = allocatable.get(name, "0")
         else:
             value = "0"
-    divisor = Quantity(str(ref.get("divisor") or ("1" if name != "cpu" else "1")))
+    divisor = Quantity(str(ref.get("divisor") or "1"))
     try:
         q = Quantity(str(value))
     except ValueError:
         raise EnvError(f"bad quantity for {resource}") from None
-    if divisor.is_zero:
+    if divisor.is_zero():
         raise EnvError("resourceFieldRef divisor is zero")
     ratio = q.as_fraction() / divisor.as_fraction()
-    return str(max(1, math.ceil(ratio)) if name == "cpu" and ratio > 0 else math.ceil(ratio))
+    return str(math.ceil(ratio))
 
 
 def _referenced(lookup: Lookup, kind: str, namespace: str, ref: Obj) -> dict[str, str] | None:

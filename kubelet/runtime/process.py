@@ -642,14 +642,17 @@ class ProcessExec(ExecSession):
                 master, slave = pty.openpty()
 
                 def ctty() -> None:
+                    # New session, and the pty as its controlling terminal. Done here on the slave fd
+                    # itself: uvloop runs this before the standard streams are in place.
                     import fcntl
                     import termios
 
-                    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+                    with contextlib.suppress(OSError):
+                        os.setsid()
+                    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
 
                 proc = await asyncio.create_subprocess_exec(*argv, stdin=slave, stdout=slave, stderr=slave,
-                                                            env={"TERM": "xterm", **env}, cwd=cwd,
-                                                            start_new_session=True, preexec_fn=ctty)
+                                                            env={"TERM": "xterm", **env}, cwd=cwd, preexec_fn=ctty)
                 os.close(slave)
                 os.set_blocking(master, False)
                 return cls(proc, master)
@@ -658,7 +661,7 @@ class ProcessExec(ExecSession):
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=cwd,
                 start_new_session=True)
             return cls(proc, None)
-        except OSError as exc:
+        except (OSError, subprocess.SubprocessError) as exc:
             raise RuntimeError_("ExecError", f"exec {argv[0]!r}: {exc}") from exc
 
     async def write_stdin(self, data: bytes) -> None:
@@ -720,6 +723,9 @@ class ProcessExec(ExecSession):
                     yield 1, data
             finally:
                 loop.remove_reader(self.master)
+                with contextlib.suppress(OSError):
+                    os.close(self.master)  # the terminal is done once its output is read
+                self.master = None
             return
         queue: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue()
 
@@ -756,10 +762,6 @@ class ProcessExec(ExecSession):
 
     async def wait(self) -> int:
         code = await self.proc.wait()
-        if self.master is not None:
-            with contextlib.suppress(OSError):
-                os.close(self.master)
-            self.master = None
         return 128 - code if code < 0 else code
 
     async def kill(self) -> None:

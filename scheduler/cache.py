@@ -32,6 +32,7 @@ class SchedulerCache:
         self.priority_of = priority_of
         self.nodes: dict[str, NodeInfo] = {}
         self.node_names: list[str] = []  # real nodes (not placeholders), in a stable order
+        self.node_list: list[NodeInfo] = []  # the same nodes' infos, same order
         self.pods: dict[str, PodInfo] = {}  # bound or assumed
         self.assumed: dict[str, bool] = {}  # key -> binding finished
         self.pods_by_namespace: dict[str, dict[str, PodInfo]] = {}
@@ -54,6 +55,7 @@ class SchedulerCache:
         old_zone = info.zone
         if info.node is None:
             self.node_names.append(name)
+            self.node_list.append(info)
         elif info.prefer_taints:
             self.prefer_taint_nodes -= 1
         info.set_node(node)
@@ -73,6 +75,7 @@ class SchedulerCache:
         if info.prefer_taints:
             self.prefer_taint_nodes -= 1
         self.node_names.remove(name)
+        self.node_list.remove(info)
         if info.pods:
             info.node = None  # keep the pods' accounting until they go too
             info.labels = {}
@@ -147,7 +150,13 @@ class SchedulerCache:
             if key in self.pods and key not in self.assumed:
                 self._remove(key)
             return
-        self.assumed.pop(key, None)  # bound for real: the assumption (if any) is confirmed
+        meta = pod.get("metadata") or {}
+        mine = self.pods.get(key)
+        if (self.assumed.pop(key, None) is not None and mine is not None and mine.uid == meta.get("uid")
+                and mine.node_name == node_name and mine.labels == (meta.get("labels") or {})
+                and not meta.get("deletionTimestamp")):
+            mine.pod = pod  # our binding came back as we assumed it: nothing to recount
+            return
         self._remove(key)
         self._add(PodInfo(pod, self.priority_of(pod)))
         self.clear_nominated(key)

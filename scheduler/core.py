@@ -82,8 +82,7 @@ class Algorithm:
 
     def schedule(self, pod: PodInfo) -> ScheduleResult:
         state = self.prefilter(pod)
-        names = self.cache.node_names
-        total = len(names)
+        total = len(self.cache.node_list)
         diagnosis = Diagnosis(total)
         if total == 0:
             raise FitError(pod, diagnosis)
@@ -97,12 +96,12 @@ class Algorithm:
         return ScheduleResult(self.select(feasible, scores), evaluated, len(feasible))
 
     def find_feasible(self, state: P.CycleState, pod: PodInfo, diagnosis: Diagnosis) -> list[NodeInfo]:
-        names = self.cache.node_names
-        nodes = self.cache.nodes
-        total = len(names)
+        nodes = self.cache.node_list
+        total = len(nodes)
         want = nodes_to_find(total, self.percentage)
         start = self.next_start % total
         feasible: list[NodeInfo] = []
+        append = feasible.append
         filters = state.filters
         # The common pod (no ports, volumes, affinity, spread; plain resources) on the common node
         # (no taints, schedulable, nothing nominated) needs only integer comparisons: do them inline.
@@ -111,51 +110,32 @@ class Algorithm:
         req = pod.requests
         rc, rm, re_ = req.cpu, req.memory, req.ephemeral
         reasons = diagnosis.node_reasons
-        i = 0
-        while i < total and len(feasible) < want:
-            info = nodes[names[(start + i) % total]]
-            i += 1
-            if simple and not info.taints and not info.unschedulable and info.name not in nominated:
-                used, alloc = info.requested, info.allocatable
-                if (used.pods < alloc.pods and used.cpu + rc <= alloc.cpu and used.memory + rm <= alloc.memory
-                        and used.ephemeral + re_ <= alloc.ephemeral):
-                    feasible.append(info)
-                    continue
-            for plugin, fn in filters:
-                r = fn(state, pod, info)
-                if r:
-                    reasons[info.name] = (plugin, r)
-                    break
+        seen = 0
+        for info in nodes[start:] + nodes[:start] if start else nodes:
+            seen += 1
+            if (simple and info.plain and info.free_pods > 0 and rc <= info.free_cpu and rm <= info.free_memory
+                    and re_ <= info.free_ephemeral and not (nominated and info.name in nominated)):
+                append(info)
             else:
-                feasible.append(info)
-        self.next_start = (start + i) % total
+                for plugin, fn in filters:
+                    r = fn(state, pod, info)
+                    if r:
+                        reasons[info.name] = (plugin, r)
+                        break
+                else:
+                    append(info)
+            if len(feasible) >= want:
+                break
+        self.next_start = (start + seen) % total
         return feasible
 
     def score(self, state: P.CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> list[float]:
         cache = self.cache
-        total = [0.0] * len(nodes)
+        total = resource_scores(pod, nodes)
 
         def add(weight: int, scores: list[float]) -> None:
-            for i, s in enumerate(scores):
-                total[i] += weight * s
+            total[:] = [t + weight * s for t, s in zip(total, scores)]
 
-        # Least allocated and balanced allocation, fused: the hot path for every pod.
-        cpu, mem = pod.nz_cpu, pod.nz_memory
-        for i, n in enumerate(nodes):
-            a_cpu, a_mem = n.allocatable.cpu, n.allocatable.memory
-            u_cpu, u_mem = n.nz_cpu + cpu, n.nz_memory + mem
-            least = 0.0
-            f_cpu = f_mem = 1.0
-            if a_cpu > 0:
-                f_cpu = u_cpu / a_cpu
-                if u_cpu <= a_cpu:
-                    least += (a_cpu - u_cpu) * P.MAX_SCORE / a_cpu
-            if a_mem > 0:
-                f_mem = u_mem / a_mem
-                if u_mem <= a_mem:
-                    least += (a_mem - u_mem) * P.MAX_SCORE / a_mem
-            balanced = (1 - abs(min(f_cpu, 1.0) - min(f_mem, 1.0)) / 2) * P.MAX_SCORE
-            total[i] = W_FIT * least / 2 + W_BALANCED * balanced
         if cache.prefer_taint_nodes:
             add(W_TAINT, P.score_taints(state, pod, nodes))
         if pod.preferred_node_affinity:
@@ -170,13 +150,40 @@ class Algorithm:
         return total
 
     def select(self, nodes: list[NodeInfo], scores: list[float]) -> str:
-        """The best node; ties broken at random (reservoir sampling, as upstream)."""
-        best, best_score, ties = nodes[0].name, scores[0], 1
-        for n, s in zip(nodes[1:], scores[1:]):
-            if s > best_score:
-                best, best_score, ties = n.name, s, 1
-            elif s == best_score:
-                ties += 1
-                if self.rng.randrange(ties) == 0:
-                    best = n.name
-        return best
+        """The best node; ties broken at random."""
+        best = max(scores)
+        ties = [i for i, s in enumerate(scores) if s == best]
+        return nodes[ties[0] if len(ties) == 1 else self.rng.choice(ties)].name
+
+
+def resource_scores(pod: PodInfo, nodes: list[NodeInfo]) -> list[float]:
+    """LeastAllocated (weight 1) + BalancedAllocation (weight 1) of CPU and memory, per node.
+
+    The hot path of every decision. A node's value depends only on its own requested totals and
+    the pod's, so it is remembered on the node with the node's generation: placing one pod
+    changes one node, and the next pod of the same size reuses the other nodes' values.
+    """
+    cpu, mem = pod.nz_cpu, pod.nz_memory
+    out = []
+    append = out.append
+    for n in nodes:
+        if n.score_generation == n.generation and n.score_cpu == cpu and n.score_memory == mem:
+            append(n.score_value)
+            continue
+        a_cpu, a_mem = n.allocatable.cpu, n.allocatable.memory
+        u_cpu, u_mem = n.nz_cpu + cpu, n.nz_memory + mem
+        least = 0.0
+        f_cpu = f_mem = 1.0
+        if a_cpu > 0:
+            f_cpu = u_cpu / a_cpu
+            if u_cpu <= a_cpu:
+                least += (a_cpu - u_cpu) * P.MAX_SCORE / a_cpu
+        if a_mem > 0:
+            f_mem = u_mem / a_mem
+            if u_mem <= a_mem:
+                least += (a_mem - u_mem) * P.MAX_SCORE / a_mem
+        balanced = (1 - abs(min(f_cpu, 1.0) - min(f_mem, 1.0)) / 2) * P.MAX_SCORE
+        value = W_FIT * least / 2 + W_BALANCED * balanced
+        n.score_generation, n.score_cpu, n.score_memory, n.score_value = n.generation, cpu, mem, value
+        append(value)
+    return out

@@ -130,9 +130,21 @@ def pod_requests(spec: Mapping[str, Any]) -> Resources:
     total = Resources()
     for c in spec.get("containers") or []:
         total.add(_container_requests(c))
+    inits = spec.get("initContainers")
+    if inits:
+        total.max_with(_init_peak(inits, total))
+    overhead = spec.get("overhead")
+    if overhead:
+        total.add(Resources.from_list(overhead))
+    return total
+
+
+def _init_peak(inits: list[Any], total: Resources) -> Resources:
+    """The most any init container needs while it runs (with the sidecars started before it);
+    sidecars (``restartPolicy: Always``) also keep running next to the app containers (added to ``total``)."""
     sidecars = Resources()
     init_peak = Resources()
-    for c in spec.get("initContainers") or []:
+    for c in inits:
         req = _container_requests(c)
         if c.get("restartPolicy") == "Always":  # a sidecar keeps running next to the app containers
             sidecars.add(req)
@@ -142,11 +154,7 @@ def pod_requests(spec: Mapping[str, Any]) -> Resources:
             peak = sidecars.copy()
             peak.add(req)
         init_peak.max_with(peak)
-    total.max_with(init_peak)
-    overhead = spec.get("overhead")
-    if overhead:
-        total.add(Resources.from_list(overhead))
-    return total
+    return init_peak
 
 
 # ---------------------------------------------------------------------- matchers
@@ -374,7 +382,8 @@ class NodeInfo:
     """A node plus the pods on it (bound or assumed) and their running totals."""
 
     __slots__ = ("name", "node", "labels", "allocatable", "requested", "nz_cpu", "nz_memory", "pods", "used_ports",
-                 "taints", "prefer_taints", "unschedulable", "zone", "generation")
+                 "taints", "prefer_taints", "unschedulable", "zone", "generation", "score_generation", "score_cpu",
+                 "score_memory", "score_value", "plain", "free_cpu", "free_memory", "free_ephemeral", "free_pods")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -391,6 +400,13 @@ class NodeInfo:
         self.unschedulable = False
         self.zone = ""
         self.generation = 0
+        # The resource score last computed here, for pods of one size (see core.resource_scores).
+        self.score_generation = -1
+        self.score_cpu = self.score_memory = 0
+        self.score_value = 0.0
+        # For the filter fast path: no taints, schedulable; what is left of each resource.
+        self.plain = False
+        self.free_cpu = self.free_memory = self.free_ephemeral = self.free_pods = 0
 
     @classmethod
     def from_node(cls, node: Obj, pods: Iterable[PodInfo] = ()) -> NodeInfo:
@@ -426,6 +442,13 @@ class NodeInfo:
             hard.append(Taint(implicit, "", "NoSchedule"))
         self.taints = tuple(hard)
         self.prefer_taints = tuple(prefer)
+        self.plain = not hard and not self.unschedulable
+        self._changed()
+
+    def _changed(self) -> None:
+        a, r = self.allocatable, self.requested
+        self.free_cpu, self.free_memory = a.cpu - r.cpu, a.memory - r.memory
+        self.free_ephemeral, self.free_pods = a.ephemeral - r.ephemeral, a.pods - r.pods
         self.generation += 1
 
     def add_pod(self, p: PodInfo) -> None:
@@ -436,7 +459,7 @@ class NodeInfo:
         for ip, proto, port in p.host_ports:
             ips = self.used_ports.setdefault((proto, port), {})
             ips[ip] = ips.get(ip, 0) + 1
-        self.generation += 1
+        self._changed()
 
     def remove_pod(self, key: str) -> PodInfo | None:
         p = self.pods.pop(key, None)
@@ -453,7 +476,7 @@ class NodeInfo:
                     del ips[ip]
                 if not ips:
                     del self.used_ports[(proto, port)]
-        self.generation += 1
+        self._changed()
         return p
 
     def clone(self) -> NodeInfo:
@@ -462,6 +485,7 @@ class NodeInfo:
         other.node, other.labels, other.zone = self.node, self.labels, self.zone
         other.allocatable = self.allocatable
         other.taints, other.prefer_taints, other.unschedulable = self.taints, self.prefer_taints, self.unschedulable
+        other.plain = self.plain
         for p in self.pods.values():
             other.add_pod(p)
         return other

@@ -464,18 +464,13 @@ def score_owner_spread(owner_nodes: Mapping[str, int], owner_zones: Mapping[str,
     As upstream's SelectorSpread: node score from the sibling count on the node, blended with the
     zone's count (2/3 zone, 1/3 node) where nodes carry zones.
     """
-    counts = [owner_nodes.get(n.name, 0) for n in nodes]
+    counts = [owner_nodes.get(n.name, 0) for n in nodes] if owner_nodes else [0] * len(nodes)
     top = max(counts) if counts else 0
-    node_scores = [MAX_SCORE * (top - c) / top if top else float(MAX_SCORE) for c in counts]
-    zones = [n.zone for n in nodes]
-    if not any(zones):
+    scale = MAX_SCORE / top if top else 0.0
+    node_scores = [MAX_SCORE - c * scale for c in counts]
+    if not owner_zones and not any(n.zone for n in nodes):
         return node_scores
-    zone_counts = [owner_zones.get(z, 0) if z else 0 for z in zones]
+    zone_counts = [owner_zones.get(n.zone, 0) if n.zone else -1 for n in nodes]
     ztop = max(zone_counts)
-    out = []
-    for s, z, zc in zip(node_scores, zones, zone_counts):
-        if z:
-            zs = MAX_SCORE * (ztop - zc) / ztop if ztop else float(MAX_SCORE)
-            s = s / 3 + zs * 2 / 3
-        out.append(s)
-    return out
+    zscale = MAX_SCORE / ztop if ztop > 0 else 0.0
+    return [s if zc < 0 else s / 3 + (MAX_SCORE - zc * zscale) * 2 / 3 for s, zc in zip(node_scores, zone_counts)]

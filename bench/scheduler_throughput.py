@@ -217,6 +217,7 @@ async def run_mode(mode: str, api: APICluster, root: Path, args: argparse.Namesp
                 emit(mode, "decision_time_mean", round(total / count * 1e6, 1), "us", attempts=int(count))
             conflicts = metric_value(text, 'scheduler_bindings_total{result="conflict"}')
             emit(mode, "bind_conflicts", 0 if conflicts != conflicts else int(conflicts), "bindings")
+            emit(mode, "events_dropped", int(metric_value(text, "scheduler_events_dropped")), "events")
         # Over-commit check: a node never holds more pods than it allows (110).
         per_node: dict[str, int] = {}
         for p in (await client.list(PODS, namespace=NS))["items"]:

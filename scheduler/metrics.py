@@ -31,6 +31,8 @@ class Metrics:
         self.pending = Gauge("scheduler_pending_pods", "Pods in the scheduling queue", ["queue"], registry=r)
         self.cache_size = Gauge("scheduler_cache_size", "Objects in the scheduler cache", ["type"], registry=r)
         self.leader = Gauge("leader_election_master_status", "1 while this replica leads", ["name"], registry=r)
+        self.events_dropped = Gauge("scheduler_events_dropped", "Events not written (API too slow, or rejected)",
+                                    registry=r)
 
     def watch_queue(self, sizes: Callable[[], dict[str, int]]) -> None:
         for name in ("active", "backoff", "unschedulable"):

@@ -95,6 +95,7 @@ class Scheduler:
         self._bind_slots = asyncio.Semaphore(config.bind_concurrency)
         self.scheduled = 0
         self._wire()
+        self.metrics.events_dropped.set_function(lambda: self.recorder.dropped)
         self.metrics.watch_queue(lambda: self.queue.sizes if self.queue is not None else {})
         self.metrics.watch_cache(lambda: {"nodes": len(self.cache.node_names), "pods": len(self.cache.pods),
                                           "assumed_pods": len(self.cache.assumed)})

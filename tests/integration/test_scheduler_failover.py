@@ -92,6 +92,10 @@ def test_standby_takes_over_without_double_binding(tmp_path: Path) -> None:
         assert len(unlogged) <= 64, unlogged
         assert any(r.get("event") == "leader_started" for r in standby.records())
         assert_no_overcommit(env)
+        # SIGTERM: the leader stops cleanly and gives the lease up, so a successor need not wait for expiry.
+        assert standby.stop() == 0
+        assert holder(env) == ""
+        assert any(r.get("event") == "leader_released" for r in standby.records())
     finally:
         for p in procs:
             p.kill()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from apimachinery import meta as m
+from apimachinery.errors import StatusError
 from apimachinery.selectors import LabelSelector
 from apiclient.controller import Controller
 from apiclient.events import EventRecorder
@@ -29,6 +30,8 @@ from . import podutil as pu
 from .metrics import Metrics
 
 log = logging.getLogger("controllers")
+
+CONFLICT_RETRY = 0.1  # seconds before a key whose write got 409 Conflict is synced again
 
 Obj = dict[str, Any]
 
@@ -82,6 +85,11 @@ class InformerFactory:
             if self._started:
                 inf.start()
         return inf
+
+    async def forget(self, res: Resource) -> None:
+        """Stop and drop the informers of a resource type that is no longer served (a deleted CRD)."""
+        for key in [k for k in self._informers if k[:3] == (res.group, res.version, res.plural)]:
+            await self._informers.pop(key).stop()
 
     def start(self) -> None:
         self._started = True
@@ -143,6 +151,14 @@ class BaseController:
             self._informers.append(informer)
         self._handles.append((informer, informer.add_event_handler(on_add=add, on_update=update, on_delete=delete)))
 
+    def off(self, informer: Informer) -> None:
+        """Remove every handler registered on ``informer`` (its resource type went away)."""
+        for inf, handle in [h for h in self._handles if h[0] is informer]:
+            inf.remove_event_handler(handle)
+        self._handles = [h for h in self._handles if h[0] is not informer]
+        if informer in self._informers:
+            self._informers.remove(informer)
+
     def uses(self, informer: Informer) -> Informer:
         """Declare an informer whose cache ``sync`` reads without handlers (waited for by ``run``)."""
         if informer not in self._informers:
@@ -165,6 +181,13 @@ class BaseController:
             await self.sync(key)
         except asyncio.CancelledError:
             raise
+        except StatusError as err:
+            if err.code != 409:
+                metrics.syncs.labels(self.name, "error").inc()
+                raise
+            # A write lost a race (our cache was behind): the informer brings the news; look again soon.
+            metrics.syncs.labels(self.name, "conflict").inc()
+            self.queue.add_after(key, CONFLICT_RETRY)
         except BaseException:
             metrics.syncs.labels(self.name, "error").inc()
             raise

@@ -92,12 +92,6 @@ class DeploymentController(BaseController):
             await self._sync(d)
         except Requeue:
             self.queue.add_after(key, 0.05)
-        except StatusError as err:
-            if err.code == 409:
-                # Our cache was behind a write: the informer will bring the news, look again then.
-                self.queue.add_after(key, 0.1)
-                return
-            raise
 
     async def _sync(self, d: Obj) -> None:
         sel = (d.get("spec") or {}).get("selector")

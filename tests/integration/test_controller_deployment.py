@@ -10,7 +10,7 @@ import pytest
 
 from controllers import deploymentutil as du
 from tests.harness.apicluster import KUBECTL, APICluster
-from tests.integration.test_controller_support import (ControllerManagerProcess, PodWatch, Rest, SimKubelet,
+from tests.integration.test_controller_support import (PodWatch, Rest, SimKubelet, controller_env,
                                                        pod_template, wait_for)
 
 NS = "deploy-test"
@@ -22,20 +22,9 @@ needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not insta
 
 @pytest.fixture(scope="module")
 def env(api: APICluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Rest, SimKubelet]]:
-    rest = Rest(api)
-    rest.namespace(NS)
-    for n in NODES:
-        rest.node(n)
-    kubelet = SimKubelet(api, NODES, ready_delay=0.2).start()
-    cm = ControllerManagerProcess(api, tmp_path_factory.mktemp("cm"), "cm-deploy", "--controllers",
-                                  "replicaset,deployment")
-    try:
-        cm.wait_ready()
+    with controller_env(api, tmp_path_factory.mktemp("cm"), namespace=NS, nodes=NODES,
+                        controllers="replicaset,deployment", ready_delay=0.2) as (rest, kubelet, _):
         yield rest, kubelet
-        assert not cm.errors(), cm.errors()
-    finally:
-        cm.stop()
-        kubelet.stop()
 
 
 def deployment(name: str, replicas: int, *, surge: object = "25%", unavailable: object = "25%",

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.harness.apicluster import APICluster
-from tests.integration.test_controller_support import (ControllerManagerProcess, PodWatch, Rest, SimKubelet,
+from tests.integration.test_controller_support import (PodWatch, Rest, SimKubelet, controller_env,
                                                        pod_template, wait_for)
 
 NS = "rs-test"
@@ -19,20 +19,9 @@ PODS_PATH = f"/api/v1/namespaces/{NS}/pods"
 
 @pytest.fixture(scope="module")
 def env(api: APICluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Rest, SimKubelet]]:
-    rest = Rest(api)
-    rest.namespace(NS)
-    for n in NODES:
-        rest.node(n)
-    kubelet = SimKubelet(api, NODES).start()
-    cm = ControllerManagerProcess(api, tmp_path_factory.mktemp("cm"), "cm-rs", "--controllers",
-                                  "replicaset,replicationcontroller")
-    try:
-        cm.wait_ready()
+    with controller_env(api, tmp_path_factory.mktemp("cm"), namespace=NS, nodes=NODES,
+                        controllers="replicaset,replicationcontroller") as (rest, kubelet, _):
         yield rest, kubelet
-        assert not cm.errors(), cm.errors()
-    finally:
-        cm.stop()
-        kubelet.stop()
 
 
 def rs_body(name: str, replicas: int, labels: dict[str, str], **spec: object) -> dict:

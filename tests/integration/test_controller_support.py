@@ -10,12 +10,13 @@ event loop in a thread, so synchronous tests can use it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -382,3 +383,24 @@ class PodWatch:
             self._ready.set()
             await self._stop.wait()
             await self.informer.stop()
+
+
+@contextlib.contextmanager
+def controller_env(api: APICluster, root: Path, *, namespace: str, nodes: list[str], controllers: str,
+                   cm_args: tuple[str, ...] = (), **kubelet_kw: Any) -> Iterator[tuple[Rest, SimKubelet,
+                                                                                  ControllerManagerProcess]]:
+    """A namespace, Ready nodes with simulated kubelets and a controller-manager running ``controllers``;
+    on exit the controller-manager must have logged no error."""
+    rest = Rest(api)
+    rest.namespace(namespace)
+    for n in nodes:
+        rest.node(n)
+    kubelet = SimKubelet(api, nodes, **kubelet_kw).start()
+    cm = ControllerManagerProcess(api, root, f"cm-{namespace}", "--controllers", controllers, *cm_args)
+    try:
+        cm.wait_ready()
+        yield rest, kubelet, cm
+        assert not cm.errors(), cm.errors()
+    finally:
+        cm.stop()
+        kubelet.stop()

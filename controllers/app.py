@@ -43,7 +43,7 @@ CONTROLLERS: dict[str, str] = {
     "garbagecollector": "controllers.garbagecollector:GarbageCollector",
     "namespace": "controllers.namespace:NamespaceController",
     "serviceaccount": "controllers.serviceaccount:ServiceAccountController",
-    "root-ca-cert-publisher": "controllers.rootca:RootCAPublisher",
+    "root-ca-cert-publisher": "controllers.serviceaccount:RootCAPublisher",
     "endpoints": "controllers.endpoints:EndpointsController",
     "endpointslice": "controllers.endpointslice:EndpointSliceController",
     "nodelifecycle": "controllers.nodelifecycle:NodeLifecycleController",

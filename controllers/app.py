@@ -45,7 +45,7 @@ CONTROLLERS: dict[str, str] = {
     "serviceaccount": "controllers.serviceaccount:ServiceAccountController",
     "root-ca-cert-publisher": "controllers.serviceaccount:RootCAPublisher",
     "endpoints": "controllers.endpoints:EndpointsController",
-    "endpointslice": "controllers.endpointslice:EndpointSliceController",
+    "endpointslice": "controllers.endpoints:EndpointSliceController",
     "nodelifecycle": "controllers.nodelifecycle:NodeLifecycleController",
     "job": "controllers.job:JobController",
     "cronjob": "controllers.cronjob:CronJobController",

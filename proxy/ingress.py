@@ -74,7 +74,7 @@ STATUS_LEASE = "pilot-ingress-status"
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
                         "trailers", "transfer-encoding", "upgrade", "proxy-connection", "expect"})
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
-NO_BODY = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "DELETE"})
+SMALL_BODY = 64 * 1024  # responses up to this size (with a Content-Length) are relayed whole
 
 Obj = Mapping[str, Any]
 
@@ -210,6 +210,8 @@ class IngressController:
         names = self.class_names()
         served = [i for i in self.ingresses.list() if self.serves(i, names)]
         self.table = RouteTable.build(served)
+        used = self.table.service_keys()
+        self.balancers.retain([k for k in self.balancers.keys() if k.service_key in used])
         self.metrics.ingresses.set(len(served))
 
     def _requeue_all(self, *_: Any) -> None:
@@ -307,30 +309,58 @@ class IngressController:
             try:
                 upstream = await self._session.request(request.method, url, headers=headers, data=body,
                                                        allow_redirects=False)
-            except aiohttp.ClientConnectorError as exc:
-                bal.failed(ep)  # never connected: nothing was sent, always safe to try the next
+                small = await self._small_body(request, upstream)
+            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+                # Never connected: nothing was sent, always safe to try the next endpoint.
+                bal.failed(ep)
                 tried.add(ep.addr)
-                last_error = f"connect {ep.ip}:{ep.port}: {exc.os_error or exc}"
+                last_error = f"connect {ep.ip}:{ep.port}: {exc!r}"
                 self.metrics.upstream_retries.labels("connect").inc()
                 continue
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            except asyncio.TimeoutError:
+                return self._fail(504, f"upstream {ep.ip}:{ep.port} timed out", backend)
+            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+                # Reset, closed (a pooled connection to a replica that just died) or cut short before
+                # anything reached our client: the request may have been seen, so only safe requests go again.
                 tried.add(ep.addr)
                 last_error = f"{ep.ip}:{ep.port}: {exc!r}"
                 if replayable and idempotent:
                     self.metrics.upstream_retries.labels("reset").inc()
                     continue
-                return web.Response(status=502, text=f"upstream failed: {last_error}\n")
-            except asyncio.TimeoutError:
-                return web.Response(status=504, text=f"upstream {ep.ip}:{ep.port} timed out\n")
+                return self._fail(502, f"upstream failed: {last_error}", backend)
             except aiohttp.ClientError as exc:
-                return web.Response(status=502, text=f"upstream failed: {exc!r}\n")
+                return self._fail(502, f"upstream failed: {exc!r}", backend)
             bal.succeeded(ep)
             self.metrics.duration.observe(time.perf_counter() - started)
-            return await self._relay(request, upstream)
-        status = 503 if not tried else 502
-        return web.Response(status=status, text=f"no upstream answered for {backend.service_key}: {last_error}\n")
+            if small is not None:
+                return small
+            return await self._stream(request, upstream)
+        return self._fail(503 if not tried else 502, f"no upstream answered for {backend.service_key}: {last_error}",
+                          backend)
 
-    async def _relay(self, request: web.Request, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
+    @staticmethod
+    def _fail(status: int, message: str, backend: Backend) -> web.Response:
+        log.warning("request failed", extra={"event": "upstream_failed", "status": status, "ingress": backend.ingress,
+                                             "service": backend.service_key, "error": message})
+        return web.Response(status=status, text=message + "\n")
+
+    @staticmethod
+    async def _small_body(request: web.Request, upstream: aiohttp.ClientResponse) -> web.Response | None:
+        """The whole answer when it is small and of known size (one write for headers and body, and a
+        failure while reading it can still be retried); None: stream it."""
+        length = upstream.content_length
+        if length is None or length > SMALL_BODY or request.method == "HEAD":
+            return None
+        try:
+            body = await upstream.read()  # the connection goes back to the pool once the body is read
+        except BaseException:
+            upstream.close()  # half-read: the connection cannot be reused
+            raise
+        headers = strip_hop_by_hop(upstream.headers)
+        headers.popall("Content-Length", None)
+        return web.Response(status=upstream.status, reason=upstream.reason, headers=headers, body=body)
+
+    async def _stream(self, request: web.Request, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
         try:
             out = web.StreamResponse(status=upstream.status, reason=upstream.reason,
                                      headers=strip_hop_by_hop(upstream.headers))

@@ -169,6 +169,14 @@ class RouteTable:
             return self.tls_wildcard[host[dot:]]
         return self.tls_default
 
+    def service_keys(self) -> set[str]:
+        """``namespace/name`` of every Service a route or the default backend sends to."""
+        groups = [*self.exact_hosts.values(), *self.wildcard_hosts.values(), self.any_host]
+        out = {r.backend.service_key for g in groups for r in g}
+        if self.default is not None:
+            out.add(self.default.service_key)
+        return out
+
     def secrets(self) -> set[tuple[str, str]]:
         out = set(self.tls_exact.values()) | set(self.tls_wildcard.values())
         if self.tls_default:

@@ -127,8 +127,8 @@ class TCPListener:
             if ep is None:
                 break
             try:
-                conn = await asyncio.wait_for(asyncio.open_connection(ep.ip, ep.port, limit=BUFFER),
-                                              self.connect_timeout)
+                async with asyncio.timeout(self.connect_timeout):  # no extra task, unlike wait_for on 3.11
+                    conn = await asyncio.open_connection(ep.ip, ep.port, limit=BUFFER)
             except (OSError, asyncio.TimeoutError) as exc:
                 bal.failed(ep)
                 tried.add(ep.addr)

@@ -103,3 +103,30 @@ def test_unknown_names_external_names_and_other_zones(api: APICluster, dns: tupl
     assert answers(query(dns, f"{POD.replace('.', '-')}9.misc.pod.{ZONE}")) == [f"{POD}9"]
     soa = query(dns, ZONE, "SOA")
     assert [rr.rtype for rr in soa.rr] == [QTYPE.SOA]
+
+
+async def test_names_outside_the_zone_are_forwarded_to_the_upstream() -> None:
+    """The server's forwarding path, with another in-process server (zone ``corp.internal``) as upstream."""
+    import asyncio
+
+    from proxy.dns import DNSServer
+    from proxy.dnszone import ClusterZone
+    from proxy.metrics import DNSMetrics
+    from tests.unit.test_proxy_dns import SOURCE
+
+    upstream_port, port = free_port_on(NODE_IP), free_port_on(NODE_IP)
+    upstream = DNSServer(ClusterZone(SOURCE, domain="corp.internal"), DNSMetrics())
+    cluster = DNSServer(ClusterZone(SOURCE), DNSMetrics(), upstream=(NODE_IP, upstream_port), upstream_timeout=1.0)
+    await upstream.start(NODE_IP, upstream_port)
+    await cluster.start(NODE_IP, port)
+    try:
+        forwarded = await asyncio.to_thread(query, (NODE_IP, port), "web.default.svc.corp.internal")
+        assert answers(forwarded) == ["127.96.0.10"] and forwarded.header.aa == 1
+        local = await asyncio.to_thread(query, (NODE_IP, port), "web.default.svc.cluster.local", "A", True)
+        assert answers(local) == ["127.96.0.10"]
+        await upstream.stop()
+        lost = await asyncio.to_thread(query, (NODE_IP, port), "web.default.svc.corp.internal")
+        assert lost.header.rcode == RCODE.SERVFAIL  # the upstream does not answer any more
+    finally:
+        await cluster.stop()
+        await upstream.stop()

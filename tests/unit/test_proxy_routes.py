@@ -81,6 +81,7 @@ def test_hosts_exact_wildcard_any_and_default_backend() -> None:
     assert matched(table, "a.baz.bar.com", "/only") == "any"  # a wildcard covers one label only
     assert matched(table, "bar.com", "/only") == "any"
     assert matched(table, "bar.com", "/elsewhere") == "fallback"  # the oldest Ingress's default backend
+    assert table.service_keys() == {"default/foo", "default/wild", "default/any", "default/fallback"}
     # A host group that exists but has no matching path does not fall back to wider groups.
     table2 = RouteTable.build([ingress("c", [rule([("/api", "Prefix", "api")], host="h.example"),
                                              rule([("/", "Prefix", "any")])])])

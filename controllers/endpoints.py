@@ -21,7 +21,7 @@ Services without a selector are left alone (their endpoints are managed by hand)
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from apimachinery import meta as m
@@ -112,28 +112,40 @@ def _hostname(pod: Mapping[str, Any], svc: Mapping[str, Any]) -> str:
     return ""
 
 
+Ports = tuple[tuple[str, int, str, str], ...]
+
+
+def backends(svc: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], *, include_terminating: bool
+             ) -> Iterator[tuple[Mapping[str, Any], Ports, Obj]]:
+    """(pod, its resolved ports, the identity fields every kind of endpoint carries), in a stable order."""
+    has_ports = bool((svc.get("spec") or {}).get("ports"))
+    for pod in sorted(pods, key=lambda p: (pod_ip(p), m.name(p))):
+        if not is_backend(pod, include_terminating=include_terminating):
+            continue
+        ports = endpoint_ports(svc, pod)
+        if has_ports and not ports:
+            continue
+        ident: Obj = {"targetRef": target_ref(pod)}
+        node = (pod.get("spec") or {}).get("nodeName")
+        if node:
+            ident["nodeName"] = node
+        host = _hostname(pod, svc)
+        if host:
+            ident["hostname"] = host
+        yield pod, ports, ident
+
+
 def build_endpoints(svc: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> Obj:
     """The Endpoints object for ``svc`` (``subsets`` grouped by port set, sorted for stable comparison)."""
     publish_all = bool((svc.get("spec") or {}).get("publishNotReadyAddresses"))
-    groups: dict[tuple[tuple[str, int, str, str], ...], tuple[list[Obj], list[Obj]]] = {}
+    groups: dict[Ports, tuple[list[Obj], list[Obj]]] = {}
     total = 0
     truncated = False
-    for pod in sorted(pods, key=lambda p: (pod_ip(p), m.name(p))):
-        if not is_backend(pod, include_terminating=False):
-            continue
-        ports = endpoint_ports(svc, pod)
-        if (svc.get("spec") or {}).get("ports") and not ports:
-            continue
+    for pod, ports, ident in backends(svc, pods, include_terminating=False):
         if total >= MAX_ENDPOINTS_ADDRESSES:
             truncated = True
             break
-        addr: Obj = {"ip": pod_ip(pod), "targetRef": target_ref(pod)}
-        node = (pod.get("spec") or {}).get("nodeName")
-        if node:
-            addr["nodeName"] = node
-        host = _hostname(pod, svc)
-        if host:
-            addr["hostname"] = host
+        addr: Obj = {"ip": pod_ip(pod), **ident}
         ready, not_ready = groups.setdefault(ports, ([], []))
         (ready if publish_all or pu.is_pod_ready(pod) else not_ready).append(addr)
         total += 1
@@ -162,28 +174,17 @@ def build_endpoints(svc: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -
 
 
 def build_slice_endpoints(svc: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]
-                          ) -> dict[tuple[tuple[str, int, str, str], ...], list[Obj]]:
+                          ) -> dict[Ports, list[Obj]]:
     """EndpointSlice endpoints grouped by port set (terminating pods included, flagged)."""
     publish_all = bool((svc.get("spec") or {}).get("publishNotReadyAddresses"))
-    groups: dict[tuple[tuple[str, int, str, str], ...], list[Obj]] = {}
-    for pod in sorted(pods, key=lambda p: (pod_ip(p), m.name(p))):
-        if not is_backend(pod, include_terminating=True):
-            continue
-        ports = endpoint_ports(svc, pod)
-        if (svc.get("spec") or {}).get("ports") and not ports:
-            continue
+    groups: dict[Ports, list[Obj]] = {}
+    for pod, ports, ident in backends(svc, pods, include_terminating=True):
         terminating = pu.is_terminating(pod)
         serving = pu.is_pod_ready(pod)
         ready = (serving and not terminating) or publish_all
         ep: Obj = {"addresses": [pod_ip(pod)],
                    "conditions": {"ready": ready, "serving": serving or publish_all, "terminating": terminating},
-                   "targetRef": target_ref(pod)}
-        node = (pod.get("spec") or {}).get("nodeName")
-        if node:
-            ep["nodeName"] = node
-        host = _hostname(pod, svc)
-        if host:
-            ep["hostname"] = host
+                   **ident}
         groups.setdefault(ports, []).append(ep)
     return groups
 

@@ -62,12 +62,16 @@ class LogWriter:
         self.f = open(self.path, "ab", buffering=0)
         self.size = 0
 
-    def _record(self, stream: str, tag: str, text: bytes) -> None:
-        line = f"{rfc3339_nano(time.time_ns())} {stream} {tag} ".encode() + text + b"\n"
+    def _record(self, stream: str, tag: str, text: bytes, ts: str = "") -> None:
+        line = f"{ts or rfc3339_nano(time.time_ns())} {stream} {tag} ".encode() + text + b"\n"
         self.f.write(line)
         self.size += len(line)
         if self.size >= self.max_bytes:
             self._rotate()
+
+    def record(self, stream: str, ts: str, text: bytes) -> None:
+        """One complete line with its own timestamp (the docker runtime's log forwarder)."""
+        self._record(stream, "F", text, ts)
 
     def feed(self, stream: str, data: bytes) -> None:
         buf = self.partial[stream] + data

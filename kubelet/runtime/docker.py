@@ -1,0 +1,447 @@
+"""The ``docker`` runtime: real containers through the Docker Engine API (aiodocker).
+
+* A pod is a *sandbox* container holding the network namespace (``--sandbox-image``, a pause image;
+  when it is neither present nor pullable, the pod's first image running ``sleep``), on
+  ``--docker-network`` (the compose network, so pods on other nodes reach it) or the default bridge;
+  its address there is the pod IP. Every container of the pod joins it (``NetworkMode:
+  container:<sandbox>``), as Kubernetes' dockershim did.
+* Containers: ``command`` → Entrypoint, ``args`` → Cmd (the image's own when unset), env, workingDir,
+  tty, binds of the pod's volume directories at their mount paths (``subPath``, ``readOnly``),
+  ``Memory`` and ``NanoCpus`` from the limits; images pulled per ``imagePullPolicy`` (``IfNotPresent``
+  pulls only when missing; failure: ``ErrImagePull``). ``OOMKilled`` comes from Docker's state.
+* Labels ``io.kubernetes.pod.name/namespace/uid``, ``io.kubernetes.container.name``,
+  ``io.kubernetes.container.restartCount`` and ``io.pilothouse.node.name`` on every container are the
+  runtime's memory: a restarted kubelet lists its node's containers by label and adopts them.
+* Exits: one ``POST /containers/<id>/wait`` per running container. Logs: a forwarder per container
+  follows ``/containers/<id>/logs`` (timestamps, stdout/stderr demultiplexed) into the same CRI-format
+  files the process runtime writes, so ``kubectl logs`` works the same way.
+
+Tested only where an engine answers (``tests/integration/test_kubelet_docker.py`` skips otherwise).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from ..logs import parse_time
+from ..shim import LogWriter
+from .base import (EXITED, LABEL_CONTAINER_NAME, LABEL_NODE_NAME, LABEL_POD_NAME,
+                   LABEL_POD_NAMESPACE, LABEL_POD_UID, LABEL_RESTART_COUNT, RUNNING, ContainerConfig, ContainerStats,
+                   ContainerStatus, ExecResult, ExecSession, Runtime, RuntimeError_, SandboxConfig, SandboxStatus)
+
+log = logging.getLogger(__name__)
+
+LABEL_TYPE = "io.kubernetes.docker.type"
+DEFAULT_SANDBOX_IMAGE = "registry.k8s.io/pause:3.10"
+
+
+def _ts(text: str | None) -> float:
+    if not text or text.startswith("0001-"):
+        return 0.0
+    return parse_time(text) or 0.0
+
+
+class DockerExec(ExecSession):
+    def __init__(self, exe: Any, stream: Any) -> None:
+        self.exe = exe
+        self.stream = stream
+
+    async def write_stdin(self, data: bytes) -> None:
+        await self.stream.write_in(data)
+
+    async def close_stdin(self) -> None:
+        with contextlib.suppress(Exception):
+            transport = getattr(self.stream, "_resp", None)
+            conn = getattr(transport, "connection", None)
+            if conn is not None and conn.transport is not None and conn.transport.can_write_eof():
+                conn.transport.write_eof()
+
+    async def output(self) -> AsyncIterator[tuple[int, bytes]]:  # type: ignore[override]
+        while True:
+            msg = await self.stream.read_out()
+            if msg is None:
+                return
+            yield (2 if msg.stream == 2 else 1), msg.data
+
+    async def resize(self, width: int, height: int) -> None:
+        with contextlib.suppress(Exception):
+            await self.exe.resize(h=height, w=width)
+
+    async def wait(self) -> int:
+        for _ in range(600):
+            info = await self.exe.inspect()
+            if not info.get("Running"):
+                return int(info.get("ExitCode") or 0)
+            await asyncio.sleep(0.1)
+        return -1
+
+    async def kill(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.stream.close()
+
+
+class DockerRuntime(Runtime):
+    name = "docker"
+    scheme = "docker"
+
+    def __init__(self, root: Path, *, node_name: str, docker_host: str | None = None, network: str | None = None,
+                 sandbox_image: str = DEFAULT_SANDBOX_IMAGE, log_max_bytes: int = 10 * 1024 * 1024,
+                 log_max_files: int = 5) -> None:
+        super().__init__()
+        self.root = Path(root)
+        self.node_name = node_name
+        self.docker_host = docker_host
+        self.network = network
+        self.sandbox_image = sandbox_image
+        self.log_max_bytes = log_max_bytes
+        self.log_max_files = log_max_files
+        self.docker: Any = None
+        self._containers: dict[str, ContainerStatus] = {}
+        self._sandboxes: dict[str, SandboxStatus] = {}
+        self._sandbox_ids: dict[str, str] = {}
+        self._tasks: dict[str, list[asyncio.Task[Any]]] = {}
+        (self.root / "logs").mkdir(parents=True, exist_ok=True)
+
+    def version(self) -> str:
+        return "docker://engine"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        import aiodocker
+
+        self.docker = aiodocker.Docker(url=self.docker_host)
+        listed = await self.docker.containers.list(all=True, filters={"label": [f"{LABEL_NODE_NAME}={self.node_name}"]})
+        for item in listed:
+            info = await item.show()
+            labels = info["Config"].get("Labels") or {}
+            uid = labels.get(LABEL_POD_UID, "")
+            if labels.get(LABEL_TYPE) == "podsandbox":
+                if info["State"].get("Running"):
+                    self._sandboxes[uid] = SandboxStatus(uid, self._ip(info))
+                    self._sandbox_ids[uid] = info["Id"]
+                continue
+            status = self._status(info)
+            self._containers[status.id] = status
+            if status.running:
+                self._follow(status, since=self._log_since(status))
+
+    async def close(self) -> None:
+        for tasks in self._tasks.values():
+            for t in tasks:
+                t.cancel()
+        if self.docker is not None:
+            await self.docker.close()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _ip(self, info: dict[str, Any]) -> str:
+        networks = (info.get("NetworkSettings") or {}).get("Networks") or {}
+        if self.network and self.network in networks:
+            return networks[self.network].get("IPAddress") or ""
+        for net in networks.values():
+            if net.get("IPAddress"):
+                return net["IPAddress"]
+        return ""
+
+    def _status(self, info: dict[str, Any]) -> ContainerStatus:
+        labels = info["Config"].get("Labels") or {}
+        state = info.get("State") or {}
+        running = bool(state.get("Running"))
+        code = None if running else int(state.get("ExitCode") or 0)
+        reason = "" if running else ("OOMKilled" if state.get("OOMKilled") else "Completed" if code == 0 else "Error")
+        return ContainerStatus(
+            id=info["Id"], pod_uid=labels.get(LABEL_POD_UID, ""), name=labels.get(LABEL_CONTAINER_NAME, ""),
+            attempt=int(labels.get(LABEL_RESTART_COUNT) or 0), state=RUNNING if running else EXITED,
+            image=info["Config"].get("Image", ""), image_id=info.get("Image", ""), created_at=_ts(info.get("Created")),
+            started_at=_ts(state.get("StartedAt")), finished_at=_ts(state.get("FinishedAt")), exit_code=code,
+            reason=reason, message=state.get("Error") or "", pid=state.get("Pid") or None, labels=labels,
+            log_path=self._log_path(labels))
+
+    def _log_path(self, labels: dict[str, str]) -> Path:
+        return (self.root / "logs" / f"{labels.get(LABEL_POD_NAMESPACE)}_{labels.get(LABEL_POD_NAME)}_"
+                f"{labels.get(LABEL_POD_UID)}" / str(labels.get(LABEL_CONTAINER_NAME)) /
+                f"{labels.get(LABEL_RESTART_COUNT, '0')}.log")
+
+    @staticmethod
+    def _log_since(status: ContainerStatus) -> float | None:
+        path = status.log_path
+        return path.stat().st_mtime if path is not None and path.exists() else None
+
+    async def _ensure_image(self, image: str, policy: str) -> None:
+        from aiodocker.exceptions import DockerError
+
+        present = True
+        try:
+            await self.docker.images.inspect(image)
+        except DockerError:
+            present = False
+        if present and policy != "Always":
+            return
+        if policy == "Never":
+            raise RuntimeError_("ErrImageNeverPull", f'Container image "{image}" is not present with pull policy of Never')
+        try:
+            await self.docker.images.pull(image)
+        except DockerError as exc:
+            if present:
+                return
+            raise RuntimeError_("ErrImagePull", f'failed to pull image "{image}": {exc.message}') from exc
+
+    def _follow(self, status: ContainerStatus, since: float | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(self._wait(status.id)), loop.create_task(self._forward_logs(status, since))]
+        self._tasks[status.id] = tasks
+
+    async def _wait(self, cid: str) -> None:
+        from aiodocker.exceptions import DockerError
+
+        while True:
+            try:
+                await self.docker.containers.container(cid).wait(timeout=None)
+                info = await self.docker.containers.container(cid).show()
+            except DockerError as exc:
+                if exc.status == 404:
+                    info = None
+                else:
+                    await asyncio.sleep(1)
+                    continue
+            except (OSError, asyncio.TimeoutError):
+                await asyncio.sleep(1)
+                continue
+            break
+        current = self._containers.get(cid)
+        if current is None:
+            return
+        if info is None:
+            current.state, current.exit_code, current.reason = EXITED, 137, "ContainerStatusUnknown"
+            current.finished_at = time.time()
+        else:
+            fresh = self._status(info)
+            if fresh.running:
+                return
+            current.__dict__.update({k: v for k, v in fresh.__dict__.items() if k != "log_path"})
+        await asyncio.sleep(0.2)  # let the log forwarder drain
+        self._notify_exit(current)
+
+    async def _forward_logs(self, status: ContainerStatus, since: float | None) -> None:
+        """Docker's log stream (8-byte frame headers: stream, 0, 0, 0, size) → CRI-format records."""
+        assert status.log_path is not None
+        status.log_path.parent.mkdir(parents=True, exist_ok=True)
+        writer = LogWriter(str(status.log_path), self.log_max_bytes, self.log_max_files)
+        params: dict[str, Any] = {"stdout": "true", "stderr": "true", "follow": "true", "timestamps": "true"}
+        if since:
+            params["since"] = str(int(since))
+        tty = False
+        with contextlib.suppress(Exception):
+            tty = bool((await self.docker.containers.container(status.id).show())["Config"].get("Tty"))
+        try:
+            async with self.docker._query(f"containers/{status.id}/logs", params=params, timeout=None) as resp:
+                buf = b""
+                async for chunk in resp.content.iter_any():
+                    buf += chunk
+                    while True:
+                        if tty:
+                            nl = buf.find(b"\n")
+                            if nl < 0:
+                                break
+                            stream, payload, buf = "stdout", buf[:nl + 1], buf[nl + 1:]
+                        else:
+                            if len(buf) < 8:
+                                break
+                            size = int.from_bytes(buf[4:8], "big")
+                            if len(buf) < 8 + size:
+                                break
+                            stream = "stderr" if buf[0] == 2 else "stdout"
+                            payload, buf = buf[8:8 + size], buf[8 + size:]
+                        for line in payload.decode(errors="replace").splitlines():
+                            ts, _, text = line.partition(" ")
+                            writer.record(stream, ts, text.encode())
+        except (OSError, asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001 - logs are best effort
+            if not isinstance(exc, asyncio.CancelledError):
+                log.debug("log forwarding for %s ended: %r", status.id[:12], exc)
+            else:
+                raise
+        finally:
+            writer.f.close()
+
+    # ------------------------------------------------------------------ sandboxes
+
+    async def run_pod_sandbox(self, config: SandboxConfig) -> SandboxStatus:
+        existing = self._sandboxes.get(config.pod_uid)
+        if existing is not None:
+            return existing
+        labels = {LABEL_TYPE: "podsandbox", LABEL_POD_UID: config.pod_uid, LABEL_POD_NAME: config.name,
+                  LABEL_POD_NAMESPACE: config.namespace, LABEL_NODE_NAME: self.node_name}
+        image = self.sandbox_image
+        try:
+            await self._ensure_image(image, "IfNotPresent")
+        except RuntimeError_:
+            image = config.annotations.get("kubelet.pilothouse.io/sandbox-image") or os.environ.get("BASE_IMAGE", "")
+            if not image:
+                raise
+        # A pause image sleeps by itself; any other image holds the namespace with a shell loop.
+        cmd = None if "pause" in image.rsplit("/", 1)[-1] else [
+            "sh", "-c", "trap 'exit 0' TERM; while true; do sleep 3600 & wait $!; done"]
+        host_config: dict[str, Any] = {"NetworkMode": "host" if config.host_network else (self.network or "bridge")}
+        body: dict[str, Any] = {"Image": image, "Labels": labels, "Hostname": config.hostname[:63] or None,
+                                "HostConfig": host_config}
+        if cmd:
+            body["Entrypoint"], body["Cmd"] = [cmd[0]], cmd[1:]
+        if config.host_network:
+            body.pop("Hostname")
+        container = await self.docker.containers.create(body, name=f"k8s_POD_{config.name}_{config.namespace}_"
+                                                                     f"{config.pod_uid[:8]}_{int(time.time())}")
+        await container.start()
+        info = await container.show()
+        sandbox = SandboxStatus(config.pod_uid, self._ip(info))
+        self._sandboxes[config.pod_uid] = sandbox
+        self._sandbox_ids[config.pod_uid] = info["Id"]
+        return sandbox
+
+    async def remove_pod_sandbox(self, pod_uid: str) -> None:
+        for c in self.list_containers(pod_uid):
+            await self.remove_container(c.id)
+        sid = self._sandbox_ids.pop(pod_uid, None)
+        self._sandboxes.pop(pod_uid, None)
+        if sid is not None:
+            with contextlib.suppress(Exception):
+                await self.docker.containers.container(sid).delete(force=True)
+        for path in (self.root / "logs").glob(f"*_{pod_uid}"):
+            shutil.rmtree(path, ignore_errors=True)
+
+    def sandboxes(self) -> dict[str, SandboxStatus]:
+        return dict(self._sandboxes)
+
+    # ------------------------------------------------------------------ containers
+
+    async def start_container(self, sandbox: SandboxStatus, config: ContainerConfig) -> ContainerStatus:
+        from aiodocker.exceptions import DockerError
+
+        await self._ensure_image(config.image, config.image_pull_policy)
+        sid = self._sandbox_ids.get(sandbox.pod_uid)
+        labels = {**config.all_labels(), LABEL_NODE_NAME: self.node_name, LABEL_TYPE: "container"}
+        binds = []
+        for mount in config.mounts:
+            source = os.path.join(mount.host_path, mount.sub_path) if mount.sub_path else mount.host_path
+            binds.append(f"{os.path.realpath(source)}:{mount.container_path}{':ro' if mount.read_only else ''}")
+        host_config: dict[str, Any] = {"NetworkMode": f"container:{sid}" if sid else "none", "Binds": binds}
+        if config.memory_limit:
+            host_config["Memory"] = config.memory_limit
+        if config.cpu_limit_milli:
+            host_config["NanoCpus"] = config.cpu_limit_milli * 1_000_000
+        body: dict[str, Any] = {"Image": config.image, "Labels": labels, "Env": [f"{k}={v}" for k, v in config.env.items()],
+                                "Tty": config.tty, "OpenStdin": False, "HostConfig": host_config}
+        if config.argv:
+            body["Entrypoint"] = list(config.argv[:1])
+            body["Cmd"] = list(config.argv[1:])
+        if config.working_dir:
+            body["WorkingDir"] = config.working_dir
+        name = f"k8s_{config.name}_{config.pod_name}_{config.pod_namespace}_{config.pod_uid[:8]}_{config.attempt}"
+        try:
+            container = await self.docker.containers.create(body, name=name)
+            await container.start()
+            info = await container.show()
+        except DockerError as exc:
+            raise RuntimeError_("CreateContainerError" if exc.status != 500 else "StartError", exc.message) from exc
+        status = self._status(info)
+        self._containers[status.id] = status
+        if status.running:
+            self._follow(status)
+        return status
+
+    async def stop_container(self, container_id: str, grace: float) -> ContainerStatus:
+        from aiodocker.exceptions import DockerError
+
+        status = self._containers.get(container_id)
+        if status is None:
+            raise RuntimeError_("NotFound", f"no container {container_id}")
+        if status.running:
+            with contextlib.suppress(DockerError):
+                await self.docker.containers.container(container_id).stop(t=max(0, math.ceil(grace)),
+                                                                           timeout=grace + 30)
+            with contextlib.suppress(DockerError):
+                fresh = self._status(await self.docker.containers.container(container_id).show())
+                status.__dict__.update({k: v for k, v in fresh.__dict__.items() if k != "log_path"})
+        return status
+
+    async def remove_container(self, container_id: str) -> None:
+        for t in self._tasks.pop(container_id, []):
+            t.cancel()
+        status = self._containers.pop(container_id, None)
+        with contextlib.suppress(Exception):
+            await self.docker.containers.container(container_id).delete(force=True)
+        if status is not None and status.log_path is not None:
+            for p in status.log_path.parent.glob(status.log_path.name + "*"):
+                with contextlib.suppress(OSError):
+                    p.unlink()
+
+    def list_containers(self, pod_uid: str | None = None) -> list[ContainerStatus]:
+        out = [c for c in self._containers.values() if pod_uid is None or c.pod_uid == pod_uid]
+        out.sort(key=lambda s: (s.created_at, s.attempt))
+        return out
+
+    def container(self, container_id: str) -> ContainerStatus | None:
+        return self._containers.get(container_id)
+
+    async def exec_sync(self, container_id: str, argv: list[str], timeout: float) -> ExecResult:
+        from aiodocker.exceptions import DockerError
+
+        try:
+            exe = await self.docker.containers.container(container_id).exec(argv, stdout=True, stderr=True)
+            out, err = b"", b""
+
+            async def collect() -> None:
+                nonlocal out, err
+                async with exe.start(detach=False) as stream:
+                    while (msg := await stream.read_out()) is not None:
+                        if msg.stream == 2:
+                            err += msg.data
+                        else:
+                            out += msg.data
+
+            await asyncio.wait_for(collect(), timeout)
+            info = await exe.inspect()
+            return ExecResult(int(info.get("ExitCode") or 0), out, err)
+        except asyncio.TimeoutError:
+            return ExecResult(-1, b"", b"", timed_out=True)
+        except DockerError as exc:
+            return ExecResult(126, b"", exc.message.encode())
+
+    async def exec_stream(self, container_id: str, argv: list[str], *, tty: bool, stdin: bool) -> ExecSession:
+        from aiodocker.exceptions import DockerError
+
+        try:
+            exe = await self.docker.containers.container(container_id).exec(argv, stdout=True, stderr=True,
+                                                                             stdin=stdin, tty=tty)
+            stream = exe.start(detach=False)
+            await stream._init()  # noqa: SLF001 - open the hijacked connection now
+        except DockerError as exc:
+            raise RuntimeError_("ExecError", exc.message) from exc
+        return DockerExec(exe, stream)
+
+    async def container_stats(self, container_id: str) -> ContainerStats | None:
+        try:
+            raw = await self.docker.containers.container(container_id).stats(stream=False)
+        except Exception:  # noqa: BLE001 - stats are best effort
+            return None
+        doc = raw[0] if isinstance(raw, list) and raw else raw
+        if not isinstance(doc, dict):
+            return None
+        cpu = int(((doc.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage") or 0)
+        mem = doc.get("memory_stats") or {}
+        usage = int(mem.get("usage") or 0)
+        inactive = int((mem.get("stats") or {}).get("inactive_file") or (mem.get("stats") or {}).get("total_inactive_file") or 0)
+        return ContainerStats(time.time(), cpu, max(0, usage - inactive), usage, int((mem.get("stats") or {}).get("rss") or 0))
+
+    def probe_address(self, sandbox: SandboxStatus) -> str:
+        return sandbox.ip
+

@@ -92,8 +92,8 @@ def ingress(ctx: typer.Context) -> None:
 @app.command("up")
 def up(state_dir: Path = typer.Option(Path(".pilot"), help=STATE_DIR_HELP),
        detach: bool = typer.Option(False, "--detach", "-d", help="return once the cluster is ready"),
-       api_port: int = typer.Option(6443, help="first API server port (first `up` only)"),
-       store_port: int = typer.Option(23790, help="base port of the store members (first `up` only)"),
+       api_port: int = typer.Option(6443, help="first API server port, 0 = any free (first `up` only)"),
+       store_port: int = typer.Option(23790, help="base port of the store members, 0 = any free (first `up` only)"),
        apiservers: int = typer.Option(2, help="API server replicas (first `up` only)"),
        timeout: float = typer.Option(90.0, help="seconds to wait for readiness with --detach")) -> None:
     """Start a local cluster (3 store members, API servers) as supervised processes."""

@@ -98,6 +98,19 @@ class Layout:
         return out
 
 
+def _free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def _port_free(port: int) -> bool:
     with socket.socket() as s:
         try:
@@ -116,10 +129,14 @@ def prepare(state_dir: Path, *, api_port: int = 6443, store_port: int = 23790, s
     if layout_file.exists():
         data = json.loads(layout_file.read_text())
     else:
+        # Port 0 means "any free port" (chosen now and kept in cluster.json for later `pilot up`s).
+        spare = iter(_free_ports(2 * store_size * (store_port == 0) + apiservers * (api_port == 0)))
         data = {
-            "store": [{"name": f"kvstore-{i}", "client": store_port + 2 * i - 1, "peer": store_port + 2 * i}
+            "store": [{"name": f"kvstore-{i}",
+                       "client": store_port + 2 * i - 1 if store_port else next(spare),
+                       "peer": store_port + 2 * i if store_port else next(spare)}
                       for i in range(1, store_size + 1)],
-            "api_ports": [api_port + i for i in range(apiservers)],
+            "api_ports": [api_port + i if api_port else next(spare) for i in range(apiservers)],
         }
         busy = [p for m in data["store"] for p in (m["client"], m["peer"])] + data["api_ports"]
         taken = [p for p in busy if not _port_free(p)]

@@ -47,12 +47,27 @@ def node_identity(node: str) -> tuple[str, tuple[str, list[str]]]:
     return f"node-{node}", (f"system:node:{node}", ["system:nodes"])
 
 
+SERVICE_CIDR = "127.96.0.0/16"  # ClusterIPs are loopback addresses where each node's proxy listens
+
+
 @dataclass(frozen=True)
 class Layout:
     state_dir: Path
     store: list[dict[str, Any]]  # name, client, peer
     api_ports: list[int]
     schedulers: int = 2
+    controller_managers: int = 2
+    nodes: tuple[str, ...] = ("n1", "n2")
+    dns_port: int = 10053
+    ingress_port: int = 8080
+    ingress_tls_port: int = 8443
+
+    def node_ip(self, node: str) -> str:
+        """Every node has its own loopback address; pods get 127.<10+i>.x.y (the kubelet's pod CIDR)."""
+        return f"127.0.1.{self.nodes.index(node) + 1}"
+
+    def pod_cidr(self, node: str) -> str:
+        return f"127.{10 + self.nodes.index(node)}.0.0/16"
 
     @property
     def api_urls(self) -> list[str]:
@@ -88,13 +103,40 @@ class Layout:
                 "--token-auth-file", str(self.state_dir / "tokens.csv"),
                 "--service-account-signing-key-file", str(pki / "sa.key"),
                 "--encryption-provider-config", str(self.state_dir / "encryption.yaml"),
-                "--audit-log-path", str(self.state_dir / "logs" / f"audit-{i}.log")],
+                "--audit-log-path", str(self.state_dir / "logs" / f"audit-{i}.log"),
+                "--service-cluster-ip-range", SERVICE_CIDR],
                 url=f"https://127.0.0.1:{port}"))
         for i in range(1, self.schedulers + 1):
             out.append(Component(f"scheduler-{i}", [
                 py, "-m", "scheduler", "--kubeconfig", str(self.kubeconfig("scheduler")),
                 "--master", ",".join(self.api_urls), "--leader-elect", "--replica-name", f"scheduler-{i}",
                 "--bind", "127.0.0.1:0"]))
+        masters = ",".join(self.api_urls)
+        for i in range(1, self.controller_managers + 1):
+            # Shorter node timeouts than upstream's 40 s / 300 s suit a laptop cluster (documented).
+            out.append(Component(f"controller-manager-{i}", [
+                py, "-m", "controllers", "--kubeconfig", str(self.kubeconfig("controller-manager")),
+                "--master", masters, "--leader-elect", "--replica-name", f"controller-manager-{i}",
+                "--bind", "127.0.0.1:0", "--node-monitor-grace-period", "20",
+                "--default-unreachable-toleration-seconds", "30", "--default-not-ready-toleration-seconds", "30"]))
+        for node in self.nodes:
+            ip = self.node_ip(node)
+            out.append(Component(f"kubelet-{node}", [
+                py, "-m", "kubelet", "--node-name", node, "--runtime", "process",
+                "--kubeconfig", str(self.kubeconfig(f"node-{node}")), "--master", masters,
+                "--root-dir", str(self.state_dir / "nodes" / node), "--bind", f"{ip}:10250", "--node-ip", ip,
+                "--pod-cidr", self.pod_cidr(node)]))
+            out.append(Component(f"proxy-{node}", [
+                py, "-m", "proxy", "--kubeconfig", str(self.kubeconfig("proxy")), "--master", masters,
+                "--node-name", node, "--node-ip", ip, "--bind-health", f"{ip}:10256",
+                *([] if node == self.nodes[0] else ["--no-lb-allocator"])]))
+        out.append(Component("dns", [
+            py, "-m", "pilot", "dns", "--kubeconfig", str(self.kubeconfig("proxy")), "--master", masters,
+            "--bind", f"127.0.0.1:{self.dns_port}", "--bind-health", "127.0.0.1:0"], url=f"dns://127.0.0.1:{self.dns_port}"))
+        out.append(Component("ingress", [
+            py, "-m", "pilot", "ingress", "--kubeconfig", str(self.kubeconfig("proxy")), "--master", masters,
+            "--bind", f"127.0.0.1:{self.ingress_port}", "--tls-bind", f"127.0.0.1:{self.ingress_tls_port}",
+            "--bind-health", "127.0.0.1:0"], url=f"http://127.0.0.1:{self.ingress_port}"))
         return out
 
 
@@ -130,7 +172,7 @@ def prepare(state_dir: Path, *, api_port: int = 6443, store_port: int = 23790, s
         data = json.loads(layout_file.read_text())
     else:
         # Port 0 means "any free port" (chosen now and kept in cluster.json for later `pilot up`s).
-        spare = iter(_free_ports(2 * store_size * (store_port == 0) + apiservers * (api_port == 0)))
+        spare = iter(_free_ports(2 * store_size * (store_port == 0) + apiservers * (api_port == 0) + 3))
         data = {
             "store": [{"name": f"kvstore-{i}",
                        "client": store_port + 2 * i - 1 if store_port else next(spare),
@@ -138,14 +180,24 @@ def prepare(state_dir: Path, *, api_port: int = 6443, store_port: int = 23790, s
                       for i in range(1, store_size + 1)],
             "api_ports": [api_port + i if api_port else next(spare) for i in range(apiservers)],
         }
+        # DNS and ingress: the usual ports when free, any free port otherwise.
+        for key, default in (("dns_port", 10053), ("ingress_port", 8080), ("ingress_tls_port", 8443)):
+            fallback = next(spare)
+            data[key] = default if (api_port and _port_free(default)) else fallback
         busy = [p for m in data["store"] for p in (m["client"], m["peer"])] + data["api_ports"]
         taken = [p for p in busy if not _port_free(p)]
         if taken:
             raise SystemExit(f"ports already in use: {taken} (choose others with --api-port/--store-port)")
         layout_file.write_text(json.dumps(data, indent=2) + "\n")
-    layout = Layout(state_dir.resolve(), data["store"], data["api_ports"], data.get("schedulers", 2))
+    layout = Layout(state_dir.resolve(), data["store"], data["api_ports"], data.get("schedulers", 2),
+                    data.get("controller_managers", 2), tuple(data.get("nodes", ("n1", "n2"))),
+                    data.get("dns_port", 10053), data.get("ingress_port", 8080), data.get("ingress_tls_port", 8443))
     ensure_cluster_secrets(state_dir, hosts=["127.0.0.1", "localhost"])
-    ensure_identities(state_dir, dict(IDENTITIES), admin_server=layout.api_url, component_server=layout.api_url)
+    identities = dict(IDENTITIES)
+    for node in layout.nodes:
+        name, identity = node_identity(node)
+        identities[name] = identity
+    ensure_identities(state_dir, identities, admin_server=layout.api_url, component_server=layout.api_url)
     return layout
 
 
@@ -169,7 +221,11 @@ def store_status(url: str, timeout: float = 1.0) -> dict[str, Any] | None:
 
 
 def cluster_ready(layout: Layout) -> bool:
-    return all(api_ready(layout, port) for port in layout.api_ports)
+    """Every API server ready and every node registered and Ready."""
+    if not all(api_ready(layout, port) for port in layout.api_ports):
+        return False
+    ready = {n["name"] for n in nodes(layout) if n["ready"] == "True"}
+    return set(layout.nodes) <= ready
 
 
 # ---------------------------------------------------------------------- supervising

@@ -118,19 +118,26 @@ def port_open(ip: str, port: int) -> bool:
 # ---------------------------------------------------------------------- processes
 
 class Component:
-    """``python -m proxy <command> --kubeconfig ... <args>`` with its log in a file; SIGTERM then SIGKILL."""
+    """``python -m proxy <command> --kubeconfig ... <args>`` with its log in a file; SIGTERM then SIGKILL.
 
-    def __init__(self, api: APICluster, root: Path, command: str, *args: str, health: str) -> None:
+    ``module`` runs another component instead (``python -m <module> --kubeconfig ... <args>``, health
+    on ``--bind``), e.g. the scheduler or the controller-manager.
+    """
+
+    def __init__(self, api: APICluster, root: Path, command: str, *args: str, health: str,
+                 module: str = "proxy") -> None:
         self.api, self.root, self.command, self.args, self.health = api, root, command, args, health
+        self.module = module
         self.log_path = root / f"{command}-{os.getpid()}-{time.monotonic_ns()}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.start()
 
     def start(self) -> None:
         log = open(self.log_path, "ab")
+        head = ["-m", "proxy", self.command] if self.module == "proxy" else ["-m", self.module]
+        health = "--bind-health" if self.module == "proxy" else "--bind"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "proxy", self.command, "--kubeconfig", str(self.api.kubeconfig),
-             "--bind-health", self.health, *self.args],
+            [sys.executable, *head, "--kubeconfig", str(self.api.kubeconfig), health, self.health, *self.args],
             stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         log.close()
 

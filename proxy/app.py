@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="end a UDP session after this long without datagrams")
     p.add_argument("--endpoint-fail-timeout", type=float, default=2.0, metavar="SECONDS",
                    help="skip an endpoint that refused a connection for this long (while others are left)")
+    p.add_argument("--no-share-cluster-ips", action="store_true",
+                   help="open ClusterIP listeners without SO_REUSEPORT (by default every proxy on a host "
+                        "serves the cluster addresses together)")
     p.add_argument("--no-lb-allocator", action="store_true",
                    help="do not publish LoadBalancer Services (another allocator does it)")
     component.add_leader_election_flags(p, resource_name=LEASE_NAME)
@@ -58,7 +61,8 @@ async def serve(args: argparse.Namespace) -> None:
     metrics = ProxyMetrics()
     catalog = ServiceCatalog(client)
     proxy = ServiceProxy(catalog, node_ips=node_ips, metrics=metrics, connect_timeout=args.connect_timeout,
-                         udp_idle_timeout=args.udp_idle_timeout, fail_timeout=args.endpoint_fail_timeout)
+                         udp_idle_timeout=args.udp_idle_timeout, fail_timeout=args.endpoint_fail_timeout,
+                         share_cluster_ips=not args.no_share_cluster_ips)
     recorder = EventRecorder(client, component="pilot-lb-allocator", host=args.node_name)
     runner = await runtime.start_http(args.bind_health, metrics, lambda: catalog.synced and proxy.synced.is_set())
     catalog.start()

@@ -11,6 +11,11 @@ Two kinds of change, handled differently:
   accepting; established connections continue). A listener that cannot be opened (address in
   use, address not local) is retried every ``retry_period`` seconds and counted in
   ``pilot_proxy_listen_errors_total``.
+* ClusterIPs (and external IPs) are the same on every node, and with the process runtime several
+  nodes' proxies may run on one host: their listeners on those addresses are opened with
+  SO_REUSEPORT, so all proxies serve them (the kernel spreads new connections) and any one of them
+  may die without the address going dark. Two *clusters* on one host therefore need different
+  service ranges. Node addresses (NodePort, LoadBalancer) are never shared.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ class Listener(Protocol):
     key: ListenKey
     target: ServicePortKey
 
-    async def start(self) -> None: ...
+    async def start(self, *, reuse_port: bool = False) -> None: ...
 
     def close(self) -> None: ...
 
@@ -46,13 +51,14 @@ class Listener(Protocol):
 class ServiceProxy:
     def __init__(self, catalog: ServiceCatalog, *, node_ips: list[str], metrics: ProxyMetrics,
                  connect_timeout: float = 3.0, udp_idle_timeout: float = 30.0, fail_timeout: float = 2.0,
-                 retry_period: float = 5.0) -> None:
+                 retry_period: float = 5.0, share_cluster_ips: bool = True) -> None:
         self.catalog = catalog
         self.node_ips = node_ips
         self.metrics = metrics
         self.connect_timeout = connect_timeout
         self.udp_idle_timeout = udp_idle_timeout
         self.retry_period = retry_period
+        self.share_cluster_ips = share_cluster_ips
         self.balancers = Balancers(catalog.balancer_lookup, fail_timeout=fail_timeout)
         self.balancers.on_endpoints_gone.append(self._endpoints_gone)
         self.listeners: dict[ListenKey, Listener] = {}
@@ -131,7 +137,9 @@ class ServiceProxy:
                 continue
             lst = self._new_listener(lk, sp.key)
             try:
-                await lst.start()
+                # Cluster addresses are the same on every node: proxies of several nodes on one host
+                # share them (SO_REUSEPORT, the kernel spreads connections); node addresses are ours alone.
+                await lst.start(reuse_port=self.share_cluster_ips and lk.ip not in self.node_ips)
             except OSError as exc:
                 self.metrics.listen_errors.inc()
                 if self.failed.get(lk) != str(exc):

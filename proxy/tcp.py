@@ -95,9 +95,9 @@ class TCPListener:
         self._server: asyncio.base_events.Server | None = None
         self._conns: set[asyncio.Task[Any]] = set()
 
-    async def start(self) -> None:
+    async def start(self, *, reuse_port: bool = False) -> None:
         self._server = await asyncio.start_server(self._accept, self.key.ip, self.key.port, reuse_address=True,
-                                                  backlog=1024, limit=BUFFER)
+                                                  reuse_port=reuse_port, backlog=1024, limit=BUFFER)
 
     def close(self) -> None:
         """Stop accepting; established connections go on."""

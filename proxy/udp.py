@@ -149,10 +149,10 @@ class UDPListener(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self._sweeper: asyncio.TimerHandle | None = None
 
-    async def start(self) -> None:
+    async def start(self, *, reuse_port: bool = False) -> None:
         loop = asyncio.get_running_loop()
         await loop.create_datagram_endpoint(lambda: self, local_addr=(self.key.ip, self.key.port),
-                                            reuse_port=False)
+                                            reuse_port=reuse_port)
         self._schedule_sweep()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

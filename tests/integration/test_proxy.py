@@ -231,6 +231,33 @@ def test_health_and_metrics(proxy: Component) -> None:
         assert name in text
 
 
+def test_two_proxies_on_one_host_share_cluster_ips(api: APICluster, proxy: Component, root: Path,
+                                                   backend: Any) -> None:
+    ns = "shared"
+    ensure_namespace(api, ns)
+    web = backend("s1")
+    other_ip = NODE_IP.rsplit(".", 1)[0] + "." + str(int(NODE_IP.rsplit(".", 1)[1]) % 250 + 1)
+    second = Component(api, root, "proxy", "--node-name", "n2", "--node-ip", other_ip, "--no-lb-allocator",
+                       health=f"{other_ip}:{free_port_on(other_ip)}")
+    try:
+        second.wait_ready()
+        svc = create_service(api, ns, "web", [{"name": "http", "port": 80, "targetPort": 8080}], type="NodePort")
+        put_slice(api, ns, "web", [endpoint(web.ip)], HTTP)
+        node_port = svc["spec"]["ports"][0]["nodePort"]
+        urls = [f"http://{svc['spec']['clusterIP']}:80/", f"http://{NODE_IP}:{node_port}/",
+                f"http://{other_ip}:{node_port}/"]
+        for url in urls:
+            wait_for(lambda: who(url) == "s1", 20, f"{url} served")
+        for comp in (proxy, second):
+            wait_for(lambda: any(r.get("event") == "listen" and r.get("listen") == f"{svc['spec']['clusterIP']}:80/TCP"
+                                 for r in comp.records()), 10, "both proxies listen on the ClusterIP")
+            assert not any(r.get("event") == "listen_failed" for r in comp.records())
+        second.kill()  # the first proxy still serves the cluster address
+        assert [who(urls[0]) for _ in range(10)] == ["s1"] * 10
+    finally:
+        second.stop()
+
+
 def test_proxy_comes_back_after_kill_9(api: APICluster, proxy: Component, backend: Any) -> None:
     ns = "restart"
     ensure_namespace(api, ns)

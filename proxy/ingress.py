@@ -164,30 +164,35 @@ class IngressController:
         if self._session is not None:
             await self._session.close()
 
-    async def ensure_class(self, *, attempts: int = 1000, delay: float = 1.0) -> None:
-        """Create the IngressClass (default class) unless it exists; retries while the API is away."""
+    async def ensure_class(self, *, attempts: int = 1000, delay: float = 1.0, max_delay: float = 30.0) -> None:
+        """Create the IngressClass (default class) unless it exists; retries (backing off) while it cannot."""
         body = {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
                 "metadata": {"name": self.class_name, "annotations": {DEFAULT_CLASS_ANNOTATION: "true"}},
                 "spec": {"controller": self.controller_name}}
+        reported = ""
         for _ in range(attempts):
             try:
-                await self.client.get(INGRESS_CLASSES, self.class_name)
+                try:
+                    await self.client.get(INGRESS_CLASSES, self.class_name)
+                    return
+                except StatusError as err:
+                    if err.code != 404:
+                        raise
+                await self.client.create(INGRESS_CLASSES, body)
+                log.info("created IngressClass", extra={"event": "class_created", "class": self.class_name})
                 return
             except StatusError as err:
-                if err.code == 404:
-                    try:
-                        await self.client.create(INGRESS_CLASSES, body)
-                        log.info("created IngressClass", extra={"event": "class_created", "class": self.class_name})
-                        return
-                    except StatusError as err2:
-                        if err2.code == 409:
-                            return
-                        log.warning("cannot create IngressClass: %s", err2.message)
-                else:
-                    log.warning("cannot read IngressClass: %s", err.message)
+                if err.code == 409:
+                    return  # created meanwhile (another replica)
+                problem = err.message
             except Exception as exc:  # noqa: BLE001 - API away: try again
-                log.warning("cannot read IngressClass: %r", exc)
+                problem = repr(exc)
+            if problem != reported:
+                log.warning("cannot ensure IngressClass %s: %s", self.class_name, problem,
+                            extra={"event": "class_failed"})
+                reported = problem
             await asyncio.sleep(delay)
+            delay = min(max_delay, delay * 2)
 
     # ------------------------------------------------------------------ which Ingresses are ours
 

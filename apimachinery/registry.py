@@ -131,6 +131,9 @@ BUILTIN: tuple[ResourceType, ...] = (
     _r("storage.k8s.io", "v1", "StorageClass", "storageclasses", namespaced=False, short=("sc",)),
     # events.k8s.io
     _r("events.k8s.io", "v1", "Event", "events", short=("ev",)),
+    # metrics.k8s.io: read-only, computed from the kubelets' /stats/summary (apiserver/metricsapi.py)
+    _r("metrics.k8s.io", "v1beta1", "PodMetrics", "pods", verbs=("get", "list"), virtual=True),
+    _r("metrics.k8s.io", "v1beta1", "NodeMetrics", "nodes", namespaced=False, verbs=("get", "list"), virtual=True),
     # RBAC (stored here; enforced by the authorizer)
     _r("rbac.authorization.k8s.io", "v1", "Role", "roles"),
     _r("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings"),

@@ -343,6 +343,10 @@ class APIServer:
         h = self.handlers
         user: UserInfo = request["user"]
         rt = info.rt
+        if rt.group == "metrics.k8s.io":
+            from . import metricsapi  # PodMetrics/NodeMetrics from the kubelets' /stats/summary
+
+            return await metricsapi.handle(self, request, info, verb)
         if rt.virtual:
             if verb != "create":
                 raise errors.method_not_allowed(resource=rt.plural, action=verb, group=rt.group)

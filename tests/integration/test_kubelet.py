@@ -466,6 +466,16 @@ def test_stats_summary_reports_pod_usage(env: Env, api: APICluster, kubelet: Kub
 
     pod = wait_for(usage, 40, "CPU and memory usage of the busy pod")
     assert pod["containers"][0]["name"] == "c"
+    if KUBECTL is not None:
+        # metrics.k8s.io, aggregated by the API server from this summary: kubectl top prints real numbers.
+        def top() -> list[str] | None:
+            out = api.kubectl("top", "pods", "-n", env.ns, "--no-headers", check=False).stdout.split()
+            return out if len(out) == 3 and out[1].endswith("m") and int(out[1][:-1]) > 0 else None
+
+        name, _cpu, memory = wait_for(top, 40, "kubectl top pods")
+        assert name == "busy" and memory.endswith("Mi") and int(memory[:-2]) >= 40
+        nodes = api.kubectl("top", "node", NODE, "--no-headers").stdout.split()
+        assert nodes[0] == NODE and nodes[1].endswith("m")
     env.delete("busy", gracePeriodSeconds=0)
 
 

@@ -9,8 +9,8 @@ tests (tests/integration/test_proxy_support.py, aiohttp, a small JSON answer). E
 written by this script.
 
 Phases:
-  throughput  closed loop, ``--concurrency`` workers for ``--duration`` s after a 0.5 s warm-up, each
-              path in turn: ``direct`` (the client alternates between the two pods), ``proxy`` (the
+  throughput  closed loop, ``--concurrency`` workers, ``--duration`` s per path split into ``--rounds``
+              windows (each after a 0.5 s warm-up) that the paths take in turn: ``direct`` (the client alternates between the two pods), ``proxy`` (the
               Service's ClusterIP) and ``ingress`` (a Host rule to the same Service); once with
               keep-alive connections and once with a new connection per request. Requests/s and
               p50/p99 latency; then ``"path": "ratio"`` lines: proxy/direct and ingress/direct of
@@ -33,7 +33,7 @@ CPU-bound client caps every path) and ``background_cpu`` (everything else on the
 how busy the host is.
 Progress on stderr.
 
-Usage: python3 bench/proxy_bench.py [--duration 5] [--concurrency 16] [--follow-reps 10]
+Usage: python3 bench/proxy_bench.py [--duration 6] [--rounds 3] [--concurrency 16] [--follow-reps 10]
                                     [--phases throughput,swap,follow] [--keep-dir]
 """
 
@@ -162,9 +162,15 @@ async def closed_loop(urls: list[str], *, headers: dict[str, str], duration: flo
                         errors[0] += 1
 
         await asyncio.gather(*(worker(i) for i in range(concurrency)))
-    latencies.sort()
-    return {"rps": len(latencies) / duration, "p50_ms": 1000 * (percentile(latencies, 50) or 0),
-            "p99_ms": 1000 * (percentile(latencies, 99) or 0), "errors": errors[0], "requests": len(latencies)}
+    return {"latencies": latencies, "errors": errors[0], "seconds": duration}
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    latencies = sorted(x for r in runs for x in r["latencies"])
+    seconds = sum(r["seconds"] for r in runs)
+    return {"rps": len(latencies) / seconds, "p50_ms": 1000 * (percentile(latencies, 50) or 0),
+            "p99_ms": 1000 * (percentile(latencies, 99) or 0), "errors": sum(r["errors"] for r in runs),
+            "requests": len(latencies)}
 
 
 def phase_throughput(rig: Rig, args: argparse.Namespace) -> None:
@@ -179,21 +185,41 @@ def phase_throughput(rig: Rig, args: argparse.Namespace) -> None:
              "ingress": ([rig.ingress_url], {"Host": HOST}, [rig.ingress.proc.pid])}  # type: ignore[union-attr]
     for keepalive in (True, False):
         case = "keepalive" if keepalive else "new_connection"
+        # The paths take turns in --rounds short windows, so a change in the host's background load
+        # (other processes on a small box) falls on all of them alike instead of on one.
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in paths}
+        cpu_s: dict[str, float] = {name: 0.0 for name in paths}
+        pods_s: dict[str, float] = {name: 0.0 for name in paths}
+        client_s: dict[str, float] = {name: 0.0 for name in paths}
+        background_s: dict[str, float] = {name: 0.0 for name in paths}
+        wall: dict[str, float] = {name: 0.0 for name in paths}
+        for rnd in range(args.rounds):
+            for name, (urls, headers, pids) in paths.items():
+                log(f"throughput {case} {name} round {rnd + 1}/{args.rounds}")
+                t0 = time.monotonic()
+                with CpuMeter(pids) as cpu, CpuMeter([p.proc.pid for p in pods]) as pods_cpu:
+                    runs[name].append(asyncio.run(closed_loop(
+                        urls, headers=headers, duration=args.duration / args.rounds,
+                        concurrency=args.concurrency, keepalive=keepalive)))
+                span = time.monotonic() - t0
+                wall[name] += span
+                cpu_s[name] += cpu.server * span
+                pods_s[name] += pods_cpu.server * span
+                client_s[name] += cpu.client * span
+                background_s[name] += (pods_cpu.background - cpu.server) * span
         results: dict[str, dict[str, Any]] = {}
-        for name, (urls, headers, pids) in paths.items():
-            log(f"throughput {case} {name}")
-            with CpuMeter(pids) as cpu, CpuMeter([p.proc.pid for p in pods]) as pods_cpu:
-                res = asyncio.run(closed_loop(urls, headers=headers, duration=args.duration,
-                                              concurrency=args.concurrency, keepalive=keepalive))
-            results[name] = res
-            extra = {"concurrency": args.concurrency, "duration_s": args.duration, "errors": res["errors"],
-                     "cpu": round(cpu.server, 2), "pods_cpu": round(pods_cpu.server, 2),
-                     "client_cpu": round(cpu.client, 2), "background_cpu": round(pods_cpu.background - cpu.server, 2)}
+        for name, (_urls, _headers, pids) in paths.items():
+            res = results[name] = summarize(runs[name])
+            cores = cpu_s[name] / wall[name]
+            extra = {"concurrency": args.concurrency, "duration_s": args.duration, "rounds": args.rounds,
+                     "errors": res["errors"], "cpu": round(cores, 2), "pods_cpu": round(pods_s[name] / wall[name], 2),
+                     "client_cpu": round(client_s[name] / wall[name], 2),
+                     "background_cpu": round(background_s[name] / wall[name], 2)}
             if pids and res["rps"]:
                 # CPU time of the proxy/ingress per request (cores / requests per second): what the path
                 # costs, however busy the host is.
                 emit(phase="throughput", case=case, path=name, metric="cpu_per_request",
-                     value=round(1e6 * cpu.server / res["rps"], 1), unit="us", **extra)
+                     value=round(1e6 * cores / res["rps"], 1), unit="us", **extra)
             for metric, unit in (("rps", "req/s"), ("p50_ms", "ms"), ("p99_ms", "ms")):
                 emit(phase="throughput", case=case, path=name, metric=metric, value=round(res[metric], 3), unit=unit,
                      **extra)
@@ -312,7 +338,8 @@ PHASES = {"throughput": phase_throughput, "swap": phase_swap, "follow": phase_fo
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--duration", type=float, default=5.0, help="seconds per throughput measurement")
+    p.add_argument("--duration", type=float, default=6.0, help="seconds of load per path and case")
+    p.add_argument("--rounds", type=int, default=3, help="turns the paths take (duration split among them)")
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--follow-reps", type=int, default=10)
     p.add_argument("--phases", default="throughput,swap,follow")

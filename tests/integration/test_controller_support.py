@@ -129,6 +129,8 @@ class SimKubelet:
         self._ready = threading.Event()
         self._next = 0
         self._ips = 0
+        self._leases_held: dict[str, Obj] = {}
+        self._revived: set[str] = set()
         self.errors: list[str] = []
 
     def start(self) -> SimKubelet:
@@ -147,6 +149,7 @@ class SimKubelet:
         self.dead.add(name)
 
     def revive_node(self, name: str) -> None:
+        self._revived.add(name)
         self.dead.discard(name)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._resync)
@@ -262,40 +265,46 @@ class SimKubelet:
         return f"127.10.{self._ips // 250}.{self._ips % 250 + 1}"
 
     async def _leases(self) -> None:
+        slots = asyncio.Semaphore(16)
+
+        async def renew(node: str) -> None:
+            async with slots:
+                try:
+                    await self._renew(node)
+                except (StatusError, ConnectionError) as exc:
+                    self._leases_held.pop(node, None)
+                    self.errors.append(f"lease {node}: {exc!r}")
+
         while True:
             if self.renew_leases:
-                for node in self.nodes:
-                    if node in self.dead:
-                        continue
-                    try:
-                        await self._renew(node)
-                    except (StatusError, ConnectionError) as exc:
-                        self.errors.append(f"lease {node}: {exc!r}")
+                await asyncio.gather(*(renew(n) for n in self.nodes if n not in self.dead))
             await asyncio.sleep(self.lease_interval)
 
     async def _renew(self, node: str) -> None:
         now = m.now_rfc3339_micro()
-        try:
-            lease = await self.client.get(LEASES, node, namespace="kube-node-lease")
-        except StatusError as err:
-            if err.code != 404:
-                raise
-            await self.client.create(LEASES, {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                                              "metadata": {"name": node, "namespace": "kube-node-lease"},
-                                              "spec": {"holderIdentity": node, "leaseDurationSeconds": 40,
-                                                       "renewTime": now}}, namespace="kube-node-lease")
-            return
+        lease = self._leases_held.get(node)
+        if lease is None:
+            try:
+                lease = await self.client.get(LEASES, node, namespace="kube-node-lease")
+            except StatusError as err:
+                if err.code != 404:
+                    raise
+                self._leases_held[node] = await self.client.create(
+                    LEASES, {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                             "metadata": {"name": node, "namespace": "kube-node-lease"},
+                             "spec": {"holderIdentity": node, "leaseDurationSeconds": 40, "renewTime": now}},
+                    namespace="kube-node-lease")
+                return
         lease["spec"]["renewTime"] = now
-        await self.client.update(LEASES, lease, namespace="kube-node-lease")
-        # The kubelet also reports Ready on its Node when it is back (the controller marked it Unknown).
-        n = await self.client.get(NODES, node)
-        ready = next((c for c in (n.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), None)
-        if ready is None or ready.get("status") != "True":
-            stamp = m.now_rfc3339()
-            conds = [{"type": "Ready", "status": "True", "reason": "KubeletReady", "lastHeartbeatTime": stamp,
-                      "lastTransitionTime": stamp, "message": "kubelet is posting ready status"}]
-            await self.client.patch(NODES, node, {"status": {"conditions": conds}}, subresource="status")
-
+        self._leases_held[node] = await self.client.update(LEASES, lease, namespace="kube-node-lease")
+        if node not in self._revived:
+            return
+        # Back from the dead: the kubelet reports Ready again (the controller had marked it Unknown).
+        self._revived.discard(node)
+        stamp = m.now_rfc3339()
+        conds = [{"type": "Ready", "status": "True", "reason": "KubeletReady", "lastHeartbeatTime": stamp,
+                  "lastTransitionTime": stamp, "message": "kubelet is posting ready status"}]
+        await self.client.patch(NODES, node, {"status": {"conditions": conds}}, subresource="status")
 
 
 class PodWatch:

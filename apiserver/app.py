@@ -43,6 +43,7 @@ from .serviceaccounts import ServiceAccountAuthenticator, TokenIssuer, load_priv
 from .strategy import Strategy
 from .rbac import RBAC_GROUP, EscalationCheck, PrivilegedGroups, RBACAuthorizer, Rule
 from .rbac import default_objects as default_rbac_objects
+from .rbac import reconcile as reconcile_rbac_default
 from .watchcache import ResourceCache
 
 log = logging.getLogger("apiserver")
@@ -186,14 +187,24 @@ class APIServer:
                     await self.storage.create(rt, candidate)
                     break
                 except StatusError as err:
-                    if err.code == 409:
-                        break
-                    raise
+                    if err.code != 409:
+                        raise
+                    if rt.group == RBAC_GROUP:
+                        await self._reconcile_default(rt, obj)
+                    break
                 except Exception as exc:  # noqa: BLE001 - the store may still be electing a leader
                     log.warning("bootstrap of %s %s failed (%r); retrying", rt.plural, obj["metadata"]["name"], exc)
                     await asyncio.sleep(0.2 * (attempt + 1))
 
+    async def _reconcile_default(self, rt: ResourceType, default: dict[str, Any]) -> None:
+        """Bring an existing bootstrap role/binding up to date with this version's defaults."""
+        async def update(current: dict[str, Any]) -> dict[str, Any] | None:
+            return reconcile_rbac_default(current, default)
+
+        await self.storage.guaranteed_update(rt, "", default["metadata"]["name"], update)
+
     async def stop(self) -> None:
+        self._gc_task.cancel()
         await self.admission.close()
         await self.crds.stop()
         for cache in list(self.caches.values()):

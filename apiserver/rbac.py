@@ -288,6 +288,28 @@ _ADMIN_RESOURCES = [
 AGG = "rbac.authorization.k8s.io/aggregate-to-"
 
 
+def reconcile(existing: dict[str, Any], default: dict[str, Any]) -> dict[str, Any] | None:
+    """What a bootstrap role or binding should become (None: nothing to add).
+
+    Like upstream's reconciliation, additive and only for objects still annotated
+    ``rbac.authorization.kubernetes.io/autoupdate: "true"``: missing rules or subjects are added,
+    whatever an administrator added is kept.
+    """
+    annotations = (existing.get("metadata") or {}).get("annotations") or {}
+    if annotations.get("rbac.authorization.kubernetes.io/autoupdate", "true") != "true":
+        return None
+    field = "rules" if default["kind"] in ("ClusterRole", "Role") else "subjects"
+    have = list(existing.get(field) or [])
+    missing = [item for item in default.get(field) or [] if item not in have]
+    wanted_aggregation = default.get("aggregationRule")
+    if not missing and (wanted_aggregation is None or existing.get("aggregationRule") == wanted_aggregation):
+        return None
+    updated = dict(existing, **{field: have + missing})
+    if wanted_aggregation is not None:
+        updated["aggregationRule"] = wanted_aggregation
+    return updated
+
+
 def default_objects() -> list[dict[str, Any]]:
     """The bootstrap ClusterRoles and ClusterRoleBindings every cluster has (reconciled at start)."""
     discovery_urls = ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/readyz", "/openapi",
@@ -337,6 +359,10 @@ def default_objects() -> list[dict[str, Any]]:
         _role("system:node", node_rules),
         _role("system:node-proxier", [
             {"apiGroups": [""], "resources": ["services", "endpoints", "nodes", "pods"], "verbs": _READ},
+            # proxy, DNS and ingress elect their LoadBalancer allocator / status writer through Leases
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+             "verbs": ["create", "get", "list", "watch", "update", "patch"]},
+            {"apiGroups": ["networking.k8s.io"], "resources": ["ingressclasses"], "verbs": ["create"]},
             {"apiGroups": [""], "resources": ["services/status"], "verbs": ["patch", "update"]},
             {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": _READ},
             {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses", "ingressclasses"], "verbs": _READ},

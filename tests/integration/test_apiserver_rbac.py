@@ -132,3 +132,19 @@ def test_kubectl_auth_can_i(rbac: APICluster, tmp_path) -> None:
     denied = subprocess.run([KUBECTL, "--kubeconfig", str(kc), "create", "configmap", "x"], capture_output=True,
                             text=True, timeout=30)
     assert denied.returncode != 0 and "forbidden" in denied.stderr
+
+
+def test_default_roles_are_reconciled_additively(rbac: APICluster) -> None:
+    path = f"{RBAC}/clusterroles/system:node-proxier"
+    code, role, _ = rbac.request("GET", path)
+    assert any("leases" in r.get("resources", []) for r in role["rules"])
+    # an administrator's extra rule survives, a removed default rule comes back after a restart
+    role["rules"] = [r for r in role["rules"] if "leases" not in r.get("resources", [])]
+    role["rules"].append({"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]})
+    assert rbac.request("PUT", path, role)[0] == 200
+    rbac.kill(0)
+    rbac.start_replica(0)
+    rbac.wait_ready(0)
+    code, role, _ = rbac.request("GET", path)
+    assert any("leases" in r.get("resources", []) for r in role["rules"])
+    assert {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]} in role["rules"]

@@ -142,6 +142,8 @@ class Strategy:
         name_fn = v.name_is_dns_label if self.rt.plural in _LABEL_NAMED else v.name_is_dns_subdomain
         if self.rt.plural == "services":
             name_fn = v.name_is_dns1035_label
+        elif self.rt.group == "rbac.authorization.k8s.io":
+            name_fn = v.is_valid_path_segment_name  # RBAC names may contain ':' (system:node, ...)
         errs = list(v.validate_object_meta(meta, namespaced=self.rt.namespaced, name_fn=name_fn))
         if old is not None:
             old_meta = old.get("metadata") or {}

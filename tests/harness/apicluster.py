@@ -79,7 +79,7 @@ class APICluster:
     def ssl_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.certs.ca_cert))
 
-    def wait_ready(self, i: int = 0, timeout: float = 30.0) -> None:
+    def wait_ready(self, i: int = 0, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:

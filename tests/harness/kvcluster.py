@@ -156,7 +156,7 @@ class KVCluster:
             return None
         return body if code == 200 and isinstance(body, dict) else None
 
-    def leader(self, timeout: float = 20.0) -> int:
+    def leader(self, timeout: float = 40.0) -> int:
         """Index of the member every live member agrees leads, waiting up to ``timeout``."""
         deadline = time.monotonic() + timeout
         ids = {}
@@ -177,7 +177,7 @@ class KVCluster:
             time.sleep(0.1)
         raise TimeoutError(f"no agreed leader within {timeout}s; logs in {self.root}")
 
-    def wait_ready(self, timeout: float = 30.0) -> int:
+    def wait_ready(self, timeout: float = 60.0) -> int:
         deadline = time.monotonic() + timeout
         leader = self.leader(timeout)
         # A linearizable read is a barrier through the log: it proves the quorum commits.

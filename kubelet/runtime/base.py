@@ -243,14 +243,17 @@ class Runtime(abc.ABC):
     async def remove_container(self, container_id: str) -> None: ...
 
     @abc.abstractmethod
+    def statuses(self) -> dict[str, ContainerStatus]:
+        """Container id → status of every known container (running and exited, not removed)."""
+
     def list_containers(self, pod_uid: str | None = None) -> list[ContainerStatus]:
-        """Known containers (running and exited, not removed), oldest first."""
+        """Known containers (of one pod, or all), oldest first."""
+        out = [c for c in self.statuses().values() if pod_uid is None or c.pod_uid == pod_uid]
+        out.sort(key=lambda s: (s.created_at, s.attempt))
+        return out
 
     def container(self, container_id: str) -> ContainerStatus | None:
-        for c in self.list_containers():
-            if c.id == container_id:
-                return c
-        return None
+        return self.statuses().get(container_id)
 
     # ---------------------------------------------------------------- beside a container
 

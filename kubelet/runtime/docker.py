@@ -354,8 +354,7 @@ class DockerRuntime(Runtime):
             raise RuntimeError_("CreateContainerError" if exc.status != 500 else "StartError", exc.message) from exc
         status = self._status(info)
         self._containers[status.id] = status
-        if status.running:
-            self._follow(status)
+        self._follow(status)  # even if it already exited: its logs and exit still have to be collected
         return status
 
     async def stop_container(self, container_id: str, grace: float) -> ContainerStatus:
@@ -384,13 +383,8 @@ class DockerRuntime(Runtime):
                 with contextlib.suppress(OSError):
                     p.unlink()
 
-    def list_containers(self, pod_uid: str | None = None) -> list[ContainerStatus]:
-        out = [c for c in self._containers.values() if pod_uid is None or c.pod_uid == pod_uid]
-        out.sort(key=lambda s: (s.created_at, s.attempt))
-        return out
-
-    def container(self, container_id: str) -> ContainerStatus | None:
-        return self._containers.get(container_id)
+    def statuses(self) -> dict[str, ContainerStatus]:
+        return self._containers
 
     async def exec_sync(self, container_id: str, argv: list[str], timeout: float) -> ExecResult:
         from aiodocker.exceptions import DockerError

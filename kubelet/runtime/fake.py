@@ -191,13 +191,8 @@ class FakeRuntime(Runtime):
             self._usage.pop(container_id, None)
             self._save("c", container_id, None)
 
-    def list_containers(self, pod_uid: str | None = None) -> list[ContainerStatus]:
-        out = [c for c in self._containers.values() if pod_uid is None or c.pod_uid == pod_uid]
-        out.sort(key=lambda s: (s.created_at, s.attempt))
-        return out
-
-    def container(self, container_id: str) -> ContainerStatus | None:
-        return self._containers.get(container_id)
+    def statuses(self) -> dict[str, ContainerStatus]:
+        return self._containers
 
     async def exec_sync(self, container_id: str, argv: list[str], timeout: float) -> ExecResult:
         c = self._containers.get(container_id)

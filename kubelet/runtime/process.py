@@ -539,10 +539,8 @@ class ProcessRuntime(Runtime):
                 with contextlib.suppress(OSError):
                     p.unlink()
 
-    def list_containers(self, pod_uid: str | None = None) -> list[ContainerStatus]:
-        out = [c.status for c in self._containers.values() if pod_uid is None or c.status.pod_uid == pod_uid]
-        out.sort(key=lambda s: (s.created_at, s.attempt))
-        return out
+    def statuses(self) -> dict[str, ContainerStatus]:
+        return {cid: c.status for cid, c in self._containers.items()}
 
     def container(self, container_id: str) -> ContainerStatus | None:
         c = self._containers.get(container_id)

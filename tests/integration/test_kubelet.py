@@ -178,7 +178,7 @@ def kubelet(api: APICluster, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     root = tmp_path_factory.mktemp("kubelet") / "root"
     k = KubeletProcess(api, root, NODE, "--capacity", "cpu=8,memory=16Gi,pods=50", "--labels", "tier=test,zone=a",
                        "--taints", "dedicated=tests:PreferNoSchedule", "--restart-backoff-base", "1",
-                       "--restart-backoff-max", "8", "--lease-interval", "2", "--data-dir", str(root.parent / "pv"))
+                       "--restart-backoff-max", "16", "--lease-interval", "2", "--data-dir", str(root.parent / "pv"))
     try:
         k.wait_ready()
         yield k
@@ -322,13 +322,16 @@ def test_failing_liveness_probe_restarts_with_growing_backoff(env: Env) -> None:
                 backoffs.append(found.group(1))
         return len(backoffs) >= 3
 
-    wait_for(observe, 90, "three CrashLoopBackOff periods", interval=0.05)
+    # 1 s, 2 s, 4 s, 8 s, 16 s: on a busy machine a short one may be replaced before it is written,
+    # so any three distinct, growing periods will do.
+    wait_for(observe, 150, "three CrashLoopBackOff periods", interval=0.05)
     assert [int(b) for b in backoffs[:3]] == sorted(int(b) for b in backoffs[:3]) and len(set(backoffs[:3])) == 3
     assert restart_counts == sorted(restart_counts) and restart_counts[-1] >= 3
     pod = env.get_pod("unhealthy") or {}
     assert cstatus(pod)["lastState"]["terminated"]["exitCode"] in (137, 143)
     events = env.call("GET", f"/api/v1/namespaces/{env.ns}/events")["items"]
     assert any(e["reason"] == "Unhealthy" and e["message"].startswith("Liveness probe failed") for e in events)
+    env.delete("unhealthy", gracePeriodSeconds=0)
 
 
 def test_startup_probe_holds_liveness_until_it_succeeds(env: Env) -> None:

@@ -95,6 +95,7 @@ def up(state_dir: Path = typer.Option(Path(".pilot"), help=STATE_DIR_HELP),
        api_port: int = typer.Option(6443, help="first API server port, 0 = any free (first `up` only)"),
        store_port: int = typer.Option(23790, help="base port of the store members, 0 = any free (first `up` only)"),
        apiservers: int = typer.Option(2, help="API server replicas (first `up` only)"),
+       demo: bool = typer.Option(False, "--demo", help="also deploy a sample web app and print its URL"),
        timeout: float = typer.Option(90.0, help="seconds to wait for readiness with --detach")) -> None:
     """Start a local cluster (3 store members, API servers) as supervised processes."""
     from pilot import local
@@ -112,12 +113,30 @@ def up(state_dir: Path = typer.Option(Path(".pilot"), help=STATE_DIR_HELP),
             console.print(f"[red]cluster not ready after {timeout:.0f}s[/red]; logs in {layout.state_dir / 'logs'}")
             raise typer.Exit(1)
         console.print(f"[green]Pilothouse is ready.[/green] kubectl --kubeconfig {kubeconfig} get ns")
+        if demo:
+            _deploy_demo(layout)
         return
 
     def ready() -> None:
         console.print(f"[green]Pilothouse is ready.[/green] kubectl --kubeconfig {kubeconfig} get ns  (Ctrl-C stops)")
+        if demo:
+            import threading
+
+            threading.Thread(target=_deploy_demo, args=(layout,), daemon=True).start()
 
     asyncio.run(local.supervise(layout, on_ready=ready))
+
+
+def _deploy_demo(layout) -> None:  # type: ignore[no-untyped-def]
+    from pilot import demo
+
+    with console.status("deploying the demo app (Deployment ×3, Service, Ingress)…"):
+        try:
+            url = demo.deploy(layout)
+        except RuntimeError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from None
+    console.print(f"[green]demo answers at[/green] {url}   (curl {url})")
 
 
 @app.command("supervise", hidden=True)

@@ -64,3 +64,17 @@ def test_up_status_heal_restart_down(tmp_path: Path) -> None:
     finally:
         pilot("down", "--purge", cwd=tmp_path, check=False)
     assert not state.exists()
+
+
+def test_up_demo_prints_a_url_that_answers(tmp_path: Path) -> None:
+    import re
+    import urllib.request
+
+    try:
+        out = pilot("up", "--detach", "--demo", "--api-port", "0", "--store-port", "0", cwd=tmp_path).stdout
+        match = re.search(r"demo answers at\s+(http://\S+)", out)
+        assert match, out
+        with urllib.request.urlopen(match.group(1), timeout=10) as resp:
+            assert resp.read().startswith(b"hello from demo-")
+    finally:
+        pilot("down", "--purge", cwd=tmp_path, check=False)

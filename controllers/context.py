@@ -58,6 +58,8 @@ class Options:
     namespace_sync_period: float = 5.0
     # ReplicaSet
     burst_replicas: int = 500
+    # Job: a failed pod is replaced after base * 2^(failures-1) seconds (at most 6 min)
+    job_backoff_base: float = 10.0
     # Deployment: how often a progressing rollout is re-checked against its deadline
     deployment_resync: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)

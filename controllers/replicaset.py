@@ -18,21 +18,20 @@ ReplicationControllers share the code: their selector is a plain label map.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from apimachinery import meta as m
 from apimachinery.errors import StatusError
 from apimachinery.selectors import LabelSelector
-from apiclient.events import NORMAL, WARNING
 from apiclient.informer import INDEX_NAMESPACE
 from apiclient.rest import PODS, Resource, resource
 
 from . import podutil as pu
 from .context import BaseController, ChildEvents, ControllerContext
 from .expectations import Expectations
+from .podcontrol import PodControl, error_message
 from .refmanager import RefManager
 
 log = logging.getLogger("controllers.replicaset")
@@ -41,24 +40,6 @@ Obj = dict[str, Any]
 REPLICASETS = resource("replicasets", "apps")
 REPLICATION_CONTROLLERS = resource("replicationcontrollers")
 STATUS_RETRIES = 2
-
-
-async def slow_start_batch(count: int, initial: int,
-                           fn: Callable[[], Awaitable[Any]]) -> tuple[int, int, BaseException | None]:
-    """Call ``fn`` ``count`` times in batches of ``initial``, then twice as many each time; stop after
-    the first batch with a failure. Returns (successes, calls made, first error)."""
-    remaining, successes, attempted = count, 0, 0
-    batch = min(remaining, initial)
-    while batch > 0:
-        results = await asyncio.gather(*(fn() for _ in range(batch)), return_exceptions=True)
-        attempted += batch
-        errors = [r for r in results if isinstance(r, BaseException)]
-        successes += len(results) - len(errors)
-        if errors:
-            return successes, attempted, errors[0]
-        remaining -= batch
-        batch = min(2 * batch, remaining)
-    return successes, attempted, None
 
 
 class ReplicaSetController(BaseController):
@@ -70,6 +51,7 @@ class ReplicaSetController(BaseController):
     def __init__(self, ctx: ControllerContext) -> None:
         super().__init__(ctx)
         self.expectations = Expectations()
+        self.pod_control = PodControl(self.client, self.recorder, self.expectations)
         self.owners = ctx.informer(self.resource)
         self.pods = ctx.informer(PODS)
         self.children = ChildEvents(self.owners, self.kind, self._owner_changed, selector=self.selector,
@@ -136,55 +118,12 @@ class ReplicaSetController(BaseController):
         diff = len(pods) - want
         burst = self.options.burst_replicas
         if diff < 0:
-            count = min(-diff, burst)
-            self.expectations.expect_creations(key, count)
             template = (owner.get("spec") or {}).get("template") or {}
             body = pu.pod_from_template(template, owner=owner,
                                         owner_ref=pu.owner_ref_of(owner, self.kind, self.api_version))
-            ns = m.namespace(owner)
-
-            async def create() -> None:
-                try:
-                    created = await self.client.create(PODS, body, namespace=ns)
-                except BaseException:
-                    # The informer will never see this pod: do not wait for it.
-                    self.expectations.lower_creations(key)
-                    raise
-                self.recorder.event(owner, NORMAL, "SuccessfulCreate", f"Created pod: {m.name(created)}")
-
-            _, attempted, error = await slow_start_batch(count, 1, create)
-            if attempted < count:
-                # Failed creates lowered the expectation themselves; the batches never started do it here.
-                self.expectations.lower_creations(key, count - attempted)
-            if error is not None:
-                self.recorder.event(owner, WARNING, "FailedCreate", f"Error creating: {_message(error)}")
-                if isinstance(error, StatusError) and error.code == 403 and "being terminated" in error.message:
-                    return  # the namespace is going away: nothing to retry
-                raise error
+            await self.pod_control.create(key, owner, [body] * min(-diff, burst))
         elif diff > 0:
-            count = min(diff, burst)
-            victims = sorted(pods, key=pu.deletion_rank)[:count]
-            self.expectations.expect_deletions(key, [m.object_key(p) for p in victims])
-
-            async def delete(pod: Obj) -> None:
-                try:
-                    await self.client.delete(PODS, m.name(pod), namespace=m.namespace(pod),
-                                             preconditions={"uid": m.uid(pod)})
-                except StatusError as err:
-                    self.expectations.deletion_observed(key, m.object_key(pod))
-                    if err.code in (404, 409):
-                        return  # already gone (or replaced by a namesake we must not delete)
-                    raise
-                except BaseException:
-                    self.expectations.deletion_observed(key, m.object_key(pod))
-                    raise
-                self.recorder.event(owner, NORMAL, "SuccessfulDelete", f"Deleted pod: {m.name(pod)}")
-
-            results = await asyncio.gather(*(delete(p) for p in victims), return_exceptions=True)
-            errors = [r for r in results if isinstance(r, BaseException)]
-            if errors:
-                self.recorder.event(owner, WARNING, "FailedDelete", f"Error deleting: {_message(errors[0])}")
-                raise errors[0]
+            await self.pod_control.delete(key, owner, sorted(pods, key=pu.deletion_rank)[:min(diff, burst)])
 
     # ------------------------------------------------------------------ status
 
@@ -204,7 +143,7 @@ class ReplicaSetController(BaseController):
             reason = "FailedDelete" if len(pods) > int(spec.get("replicas", 1) or 0) else "FailedCreate"
             if pu.get_condition(owner, "ReplicaFailure") is None:
                 pu.set_condition(conditions, {"type": "ReplicaFailure", "status": "True", "reason": reason,
-                                              "message": _message(manage_error)})
+                                              "message": error_message(manage_error)})
         else:
             pu.remove_condition(conditions, "ReplicaFailure")
         if conditions:
@@ -253,10 +192,4 @@ class ReplicationControllerController(ReplicaSetController):
         if not isinstance(sel, Mapping) or not sel:
             return LabelSelector.nothing()
         return LabelSelector.from_set({str(k): str(v) for k, v in sel.items()})
-
-
-def _message(exc: BaseException) -> str:
-    if isinstance(exc, StatusError):
-        return exc.message
-    return str(exc) or type(exc).__name__
 

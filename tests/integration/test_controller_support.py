@@ -122,6 +122,8 @@ class SimKubelet:
         self.bind = bind
         self.lease_interval = lease_interval
         self.hold: Callable[[Obj], bool] = lambda pod: False  # pods that must not become Ready
+        # Running pods end with the phase this returns ("Succeeded"/"Failed"; None: they keep running).
+        self.outcome: Callable[[Obj], str | None] = lambda pod: None
         self.dead: set[str] = set()  # nodes whose kubelet is "down": no status, no leases, no deletions
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -239,6 +241,9 @@ class SimKubelet:
                 want_ready = False
                 asyncio.get_running_loop().call_later(left, self._put, pod)
         is_ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+        if status.get("phase") == "Running" and (end := self.outcome(pod)):
+            await self._finish(pod, end)
+            return
         if status.get("phase") == "Running" and is_ready == want_ready:
             return
         if status.get("phase") in ("Succeeded", "Failed"):
@@ -259,6 +264,20 @@ class SimKubelet:
                                    "state": {"running": {"startedAt": now}}} for c in containers],
         }
         await self.client.patch(PODS, name, {"status": new_status}, namespace=ns, subresource="status")
+
+    async def _finish(self, pod: Obj, phase: str) -> None:
+        now = m.now_rfc3339()
+        code = 0 if phase == "Succeeded" else 1
+        status = pod.get("status") or {}
+        conditions = [{**c, "status": "False", "lastTransitionTime": now} if c.get("type") in ("Ready", "ContainersReady")
+                      else c for c in status.get("conditions") or []]
+        statuses = [{**cs, "ready": False, "state": {"terminated": {"exitCode": code, "reason": "Completed" if code == 0
+                                                                   else "Error", "finishedAt": now,
+                                                                   "startedAt": status.get("startTime") or now}}}
+                    for cs in status.get("containerStatuses") or []]
+        await self.client.patch(PODS, m.name(pod), {"status": {"phase": phase, "conditions": conditions,
+                                                               "containerStatuses": statuses}},
+                                namespace=m.namespace(pod), subresource="status")
 
     def _ip(self) -> str:
         self._ips += 1

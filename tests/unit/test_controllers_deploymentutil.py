@@ -13,7 +13,7 @@ from controllers import deploymentutil as du
 from controllers import podutil as pu
 from controllers.app import select_controllers
 from controllers.expectations import Expectations
-from controllers.replicaset import slow_start_batch
+from controllers.podcontrol import slow_start_batch
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 

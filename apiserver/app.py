@@ -38,9 +38,10 @@ from .audit import AuditLog
 from .crd import CRD_GROUP, CRDManager, CRDStrategy
 from .encryption import load_config as load_encryption_config
 from .handlers import Handlers
-from .storage import Storage, Transformer
+from .storage import Storage, Transformer, object_key
 from .serviceaccounts import ServiceAccountAuthenticator, TokenIssuer, load_private_key, token_request
 from .strategy import Strategy
+from .nodeauth import NodeAuthorizer
 from .rbac import RBAC_GROUP, EscalationCheck, PrivilegedGroups, RBACAuthorizer, Rule
 from .rbac import default_objects as default_rbac_objects
 from .rbac import reconcile as reconcile_rbac_default
@@ -91,7 +92,7 @@ class APIServer:
         if authorization_mode == "AlwaysAllow":
             self.authorizer = AuthorizerChain([AlwaysAllow()])
         else:
-            self.authorizer = AuthorizerChain([PrivilegedGroups(), self.rbac])
+            self.authorizer = AuthorizerChain([NodeAuthorizer(self._cached_pod), PrivilegedGroups(), self.rbac])
         self.advertise = advertise
         self.caches: dict[tuple[str, str], ResourceCache] = {}
         self._strategies: dict[tuple[str, str, str], Strategy] = {}
@@ -118,6 +119,12 @@ class APIServer:
         watchers = Gauge("apiserver_registered_watchers", "Open watch streams", registry=self.metrics)
         watchers.set_function(lambda: self.handlers.watchers)
         self._ready = False
+
+    def _cached_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        cache = self.caches.get(("", "pods"))
+        if cache is None:
+            return None
+        return cache.objects.get(object_key(cache.rt, namespace, name))
 
     def _rbac_objects(self, plural: str) -> list[dict[str, Any]]:
         cache = self.caches.get((RBAC_GROUP, plural))

@@ -322,7 +322,11 @@ def default_objects() -> list[dict[str, Any]]:
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch", "update"]},
         {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]},
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create", "delete", "get", "patch", "update", "list", "watch"]},
-        {"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses"], "verbs": _READ},
+        {"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses"], "verbs": [*_READ, "create"]},
+        # the kubelet's built-in local provisioner binds claims to PersistentVolumes it creates
+        {"apiGroups": [""], "resources": ["persistentvolumes"], "verbs": [*_READ, "create", "update", "patch", "delete"]},
+        {"apiGroups": [""], "resources": ["persistentvolumeclaims", "persistentvolumeclaims/status"],
+         "verbs": ["update", "patch"]},
     ]
     return [
         _role("cluster-admin", [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},

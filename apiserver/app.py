@@ -288,6 +288,9 @@ class APIServer:
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path
+        if not self._ready and path not in PUBLIC_PATHS and not path.startswith(("/healthz", "/livez", "/readyz")):
+            # Until the default RBAC objects are in the caches every request would be denied.
+            raise errors.service_unavailable("the API server is starting; retry shortly")
         is_resource = path.startswith(("/api/", "/apis/")) and requestinfo.parse(self.registry, path.rstrip("/")) is not None
         if not is_resource and self._ready:
             await self._authorize_path(request)

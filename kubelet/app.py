@@ -113,7 +113,8 @@ async def serve(args: argparse.Namespace) -> None:
     starter = asyncio.create_task(kubelet.start(server), name="kubelet-start")
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait({starter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    if starter.done() and starter.exception() is not None:
+    failed = starter.done() and starter.exception() is not None
+    if failed:
         log.error("kubelet failed to start: %r", starter.exception())
     else:
         log.info("kubelet started", extra={"event": "started", "node": cfg.node_name, "runtime": cfg.runtime,
@@ -127,6 +128,8 @@ async def serve(args: argparse.Namespace) -> None:
     await kubelet.stop(stop_pods=args.stop_pods_on_exit)
     await client.close()
     log.info("stopped", extra={"event": "stopped"})
+    if failed:
+        raise SystemExit(1)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -30,7 +30,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from apiclient.events import EventRecorder
 from apiclient.informer import Informer
-from apiclient.rest import NODES, PERSISTENT_VOLUME_CLAIMS, PERSISTENT_VOLUMES, PODS, RESTClient, resource
+from apiclient.rest import (NODES, PERSISTENT_VOLUME_CLAIMS, PERSISTENT_VOLUMES, PODS, APIConnectionError, RESTClient,
+                            resource)
 from apimachinery import meta as m
 from apimachinery.errors import StatusError
 
@@ -182,6 +183,16 @@ class Kubelet:
     # ------------------------------------------------------------------ start / stop
 
     async def _pod_cidr(self, node_name: str) -> str:
+        """The node's pod CIDR; the API server may still be starting (pilot up starts everything at once)."""
+        for attempt in range(60):
+            try:
+                return await self._pod_cidr_once(node_name)
+            except APIConnectionError as exc:
+                log.warning("pod CIDR of %s: %r; retrying", node_name, exc)
+                await asyncio.sleep(min(10.0, 0.5 * (attempt + 1)))
+        return await self._pod_cidr_once(node_name)
+
+    async def _pod_cidr_once(self, node_name: str) -> str:
         cfg = self.config
         if cfg.pod_cidr:
             return cfg.pod_cidr

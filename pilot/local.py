@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import signal
 import socket
 import ssl
@@ -140,17 +141,30 @@ class Layout:
         return out
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = []
+def free_ports(n: int) -> list[int]:
+    """Free ports below Linux's ephemeral range (32768+), so outgoing connections of processes we
+    start in the meantime cannot take them (the OS would hand out ephemeral ones for port 0)."""
+    low, high = _ephemeral_low() - 12000, _ephemeral_low() - 1
+    chosen: list[int] = []
+    rnd = random.Random()
+    while len(chosen) < n:
+        port = rnd.randint(low, high)
+        if port in chosen:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        chosen.append(port)
+    return chosen
+
+
+def _ephemeral_low() -> int:
     try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def _port_free(port: int) -> bool:
@@ -172,7 +186,7 @@ def prepare(state_dir: Path, *, api_port: int = 6443, store_port: int = 23790, s
         data = json.loads(layout_file.read_text())
     else:
         # Port 0 means "any free port" (chosen now and kept in cluster.json for later `pilot up`s).
-        spare = iter(_free_ports(2 * store_size * (store_port == 0) + apiservers * (api_port == 0) + 3))
+        spare = iter(free_ports(2 * store_size * (store_port == 0) + apiservers * (api_port == 0) + 3))
         data = {
             "store": [{"name": f"kvstore-{i}",
                        "client": store_port + 2 * i - 1 if store_port else next(spare),

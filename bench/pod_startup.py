@@ -4,8 +4,8 @@
 Two cases, each on a fresh 1-member store + 1 API server (``tests/harness/apicluster.py``, HTTPS, token):
 
   process  one kubelet, ``--runtime process``; ``--process-pods`` (100) pods, each a ``sleep 3600`` container
-           with an exec readiness probe (``true``, periodSeconds 10): Running when the process started,
-           Ready after the first probe succeeded.
+           with an exec readiness probe (``true``, periodSeconds 10, timeoutSeconds 5): Running when the
+           process started, Ready after the first probe succeeded.
   fake     one kubelet, ``--runtime fake --fake-nodes 100`` (``--fake-nodes``); ``--fake-pods`` (3000) pods.
 
 Pods get ``spec.nodeName`` preset (round-robin over the nodes) unless ``--scheduler``, which starts a
@@ -87,7 +87,9 @@ def pod_body(i: int, node: str | None, *, runtime: str) -> dict[str, Any]:
                                  "resources": {"requests": {"cpu": "1m", "memory": "1Mi"}}}
     if runtime == "process":
         container["command"] = ["sleep", "3600"]
-        container["readinessProbe"] = {"exec": {"command": ["true"]}, "periodSeconds": 10}
+        # timeoutSeconds 5: on a 2-core machine shared with other work a fork+exec can take over the default 1 s,
+        # and a timed-out first probe means Ready only a period (10 s) later.
+        container["readinessProbe"] = {"exec": {"command": ["true"]}, "periodSeconds": 10, "timeoutSeconds": 5}
     spec: dict[str, Any] = {"containers": [container], "terminationGracePeriodSeconds": 0}
     if node:
         spec["nodeName"] = node

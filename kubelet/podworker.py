@@ -401,7 +401,8 @@ class PodWorker:
             self.wake()
             return
         if self.agent.events_enabled:
-            self._event("Normal", "Pulled", f'Container image "{config.image}" already present on machine')
+            if self.runtime.name == "docker":  # the process runtime pulls nothing: no Pulled event to claim
+                self._event("Normal", "Pulled", f'Container image "{config.image}" already present on machine')
             self._event("Normal", "Created", f"Created container {name}")
             self._event("Normal", "Started", f"Started container {name}")
         inst = _Instance()

@@ -176,11 +176,14 @@ class LocalProvisioner:
             await self.client.patch(PERSISTENT_VOLUME_CLAIMS, name, {"status": {
                 "phase": "Bound", "accessModes": pv["spec"].get("accessModes"),
                 "capacity": pv["spec"].get("capacity")}}, namespace=ns, subresource="status")
-            await self.client.patch(PERSISTENT_VOLUMES, m.name(pv), {"status": {"phase": "Bound"}},
-                                    subresource="status")
         except StatusError as err:
             if err.code != 404:
                 raise
+        try:
+            await self.client.patch(PERSISTENT_VOLUMES, m.name(pv), {"status": {"phase": "Bound"}},
+                                    subresource="status")
+        except StatusError as err:  # the PV's phase is informational: the claim is bound either way
+            log.warning("PV %s: phase not written: %s", m.name(pv), err.message)
 
     async def reclaim(self) -> None:
         """PVs of this node whose claim is gone: Released, then (reclaimPolicy Delete) removed with their data."""

@@ -113,8 +113,11 @@ class SimKubelet:
     """Fake kubelets for ``nodes`` (see the module docstring). ``start()``/``stop()``; thread-safe knobs."""
 
     def __init__(self, api: APICluster, nodes: list[str], *, renew_leases: bool = True, bind: bool = True,
-                 lease_interval: float = 1.0, ready_delay: float = 0.0) -> None:
+                 lease_interval: float = 1.0, ready_delay: float = 0.0, serve_stats: bool = False) -> None:
         self.api = api
+        # Serve /stats/summary over HTTPS and advertise it on the Nodes (InternalIP 127.0.0.1 and the
+        # kubelet port), so the API server's metrics.k8s.io answers with what ``usage`` says.
+        self.serve_stats = serve_stats
         self.ready_delay = ready_delay  # a new pod runs this long before it is Ready
         self._first_seen: dict[str, float] = {}
         self.nodes = list(nodes)
@@ -124,6 +127,8 @@ class SimKubelet:
         self.hold: Callable[[Obj], bool] = lambda pod: False  # pods that must not become Ready
         # Running pods end with the phase this returns ("Succeeded"/"Failed"; None: they keep running).
         self.outcome: Callable[[Obj], str | None] = lambda pod: None
+        # With serve_stats: (CPU nanocores, memory bytes) a running pod uses, or None for no stats.
+        self.usage: Callable[[Obj], tuple[int, int] | None] = lambda pod: None
         self.dead: set[str] = set()  # nodes whose kubelet is "down": no status, no leases, no deletions
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -179,12 +184,54 @@ class SimKubelet:
             await self.pods.wait_for_sync(30)
             workers = [asyncio.create_task(self._worker()) for _ in range(16)]
             leases = asyncio.create_task(self._leases())
+            runner = await self._start_stats() if self.serve_stats else None
             self._ready.set()
             await self._stop.wait()
+            if runner is not None:
+                await runner.cleanup()
             for t in [*workers, leases]:
                 t.cancel()
             await asyncio.gather(*workers, leases, return_exceptions=True)
             await self.pods.stop()
+
+    async def _start_stats(self) -> Any:
+        import ssl
+
+        from aiohttp import web
+
+        async def summary(request: web.Request) -> web.Response:
+            node = request.query.get("node", "")
+            now = m.now_rfc3339()
+            pods = []
+            for pod in self.pods.list():
+                if (pod.get("spec") or {}).get("nodeName") != node or (pod.get("status") or {}).get("phase") != "Running":
+                    continue
+                use = self.usage(pod)
+                if use is None:
+                    continue
+                cpu, mem = use
+                containers = (pod.get("spec") or {}).get("containers") or []
+                share = max(len(containers), 1)
+                pods.append({"podRef": {"name": m.name(pod), "namespace": m.namespace(pod), "uid": m.uid(pod)},
+                             "cpu": {"time": now, "usageNanoCores": cpu}, "memory": {"workingSetBytes": mem},
+                             "containers": [{"name": c.get("name"), "cpu": {"usageNanoCores": cpu // share},
+                                             "memory": {"workingSetBytes": mem // share}} for c in containers]})
+            return web.json_response({"node": {"nodeName": node, "cpu": {"time": now, "usageNanoCores": 0},
+                                               "memory": {"workingSetBytes": 0}}, "pods": pods})
+
+        app = web.Application()
+        app.router.add_get("/stats/summary", summary)
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(str(self.api.certs.server_cert), str(self.api.certs.server_key))
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        port = free_ports(1)[0]
+        await web.TCPSite(runner, "127.0.0.1", port, ssl_context=ctx).start()
+        for node in self.nodes:
+            await self.client.patch(NODES, node, {"status": {
+                "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": node}],
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": port}}}}, subresource="status")
+        return runner
 
     def _resync(self) -> None:
         for pod in self.pods.list():

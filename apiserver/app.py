@@ -499,6 +499,9 @@ def _protobuf_decoder() -> Any:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pilot apiserver", description="Serve the Kubernetes API over the Pilothouse store.")
     p.add_argument("--etcd-servers", required=True, help="comma-separated store (or etcd) client URLs")
+    p.add_argument("--etcd-cafile", help="CA that the store's (https) serving certificates chain to")
+    p.add_argument("--etcd-certfile", help="client certificate presented to the store (with --etcd-keyfile)")
+    p.add_argument("--etcd-keyfile", help="key of --etcd-certfile")
     p.add_argument("--bind", default="127.0.0.1:6443", help="HOST:PORT to listen on")
     p.add_argument("--tls-cert-file", help="serving certificate (PEM); without it the API is plain HTTP")
     p.add_argument("--tls-private-key-file", help="serving key (PEM)")
@@ -527,7 +530,12 @@ async def serve(args: argparse.Namespace) -> None:
     if args.service_account_signing_key_file:
         with open(args.service_account_signing_key_file, "rb") as f:
             issuer = TokenIssuer(load_private_key(f.read()))
-    client = EtcdClient(args.etcd_servers.split(","), timeout=10)
+    store_tls = None
+    if args.etcd_cafile:
+        store_tls = ssl.create_default_context(cafile=args.etcd_cafile)
+        if args.etcd_certfile:
+            store_tls.load_cert_chain(args.etcd_certfile, args.etcd_keyfile)
+    client = EtcdClient(args.etcd_servers.split(","), timeout=10, ssl_context=store_tls)
     server = APIServer(client=client, authenticators=authenticators, authorization_mode=args.authorization_mode,
                        service_cidr=args.service_cluster_ip_range, node_ports=(int(low), int(high)),
                        advertise=args.advertise_address or args.bind, token_issuer=issuer,

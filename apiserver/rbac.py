@@ -324,7 +324,11 @@ def default_objects() -> list[dict[str, Any]]:
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create", "delete", "get", "patch", "update", "list", "watch"]},
         {"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses"], "verbs": [*_READ, "create"]},
         # the kubelet's built-in local provisioner binds claims to PersistentVolumes it creates
-        {"apiGroups": [""], "resources": ["persistentvolumes"], "verbs": [*_READ, "create", "update", "patch", "delete"]},
+        {"apiGroups": [""], "resources": ["persistentvolumes", "persistentvolumes/status"],
+         "verbs": [*_READ, "create", "update", "patch", "delete"]},
+        # the kubelet's HTTPS endpoint checks its callers' tokens and rights through the API
+        {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+        {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
         {"apiGroups": [""], "resources": ["persistentvolumeclaims", "persistentvolumeclaims/status"],
          "verbs": ["update", "patch"]},
     ]

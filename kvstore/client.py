@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Sequence
@@ -201,10 +202,12 @@ class _Endpoints:
 
 
 class EtcdClient:
-    def __init__(self, endpoints: Sequence[str], *, timeout: float = 10.0, connect_timeout: float = 1.0) -> None:
+    def __init__(self, endpoints: Sequence[str], *, timeout: float = 10.0, connect_timeout: float = 1.0,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         if not endpoints:
             raise ValueError("at least one endpoint is required")
         self._eps = _Endpoints([e.rstrip("/") for e in endpoints])
+        self._ssl = ssl_context
         self._timeout = timeout
         self._connect_timeout = connect_timeout
         self._session: aiohttp.ClientSession | None = None
@@ -223,7 +226,8 @@ class EtcdClient:
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=256, enable_cleanup_closed=True),
+                connector=aiohttp.TCPConnector(limit=256, enable_cleanup_closed=True,
+                                               ssl=self._ssl if self._ssl is not None else True),
                 json_serialize=lambda o: orjson.dumps(o).decode())
         return self._session
 

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -54,10 +55,27 @@ class MemberConfig:
     progress_interval: float
     request_timeout: float
     election_timeout: tuple[float, float]
+    cert_file: str = ""
+    key_file: str = ""
+    trusted_ca_file: str = ""
+    client_cert_auth: bool = False
 
     @property
     def client_url(self) -> str:
-        return f"http://{self.client_host}:{self.client_port}"
+        scheme = "https" if self.cert_file else "http"
+        return f"{scheme}://{self.client_host}:{self.client_port}"
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """TLS on the client port (etcd's --cert-file/--key-file), with client certificates
+        required when --client-cert-auth is set, so only holders of a CA-signed cert get in."""
+        if not self.cert_file:
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(self.cert_file, self.key_file)
+        if self.client_cert_auth:
+            ctx.load_verify_locations(self.trusted_ca_file)
+            ctx.verify_mode = ssl.CERT_REQUIRED
+        return ctx
 
 
 def stable_id(*parts: str) -> int:
@@ -88,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--listen-peer", default=None, help="HOST:PORT for Raft peer traffic (default: this member's entry in --initial-cluster)")
     p.add_argument("--initial-cluster", default=None, help="NAME=HOST:PORT,... of every member (1, 3 or 5)")
     p.add_argument("--peer-secret-file", default=None, help="file holding the shared secret that authenticates and encrypts peer traffic")
+    p.add_argument("--cert-file", default="", help="serve the client port over TLS with this certificate (PEM)")
+    p.add_argument("--key-file", default="", help="the key of --cert-file")
+    p.add_argument("--trusted-ca-file", default="", help="CA that client certificates must chain to")
+    p.add_argument("--client-cert-auth", action="store_true", help="require a client certificate signed by --trusted-ca-file")
     p.add_argument("--watch-progress-notify-interval", type=float, default=600.0, help="seconds between progress notifications")
     p.add_argument("--request-timeout", type=float, default=5.0, help="seconds before a write without an outcome fails")
     p.add_argument("--election-timeout", default="0.4,0.8", help="min,max election timeout in seconds")
@@ -98,8 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(argv: list[str]) -> tuple[MemberConfig, str]:
     args = build_parser().parse_args(argv)
     client = urlsplit(args.listen_client if "://" in args.listen_client else "http://" + args.listen_client)
-    if client.scheme != "http" or not client.hostname or not client.port:
-        raise SystemExit(f"--listen-client must be http://HOST:PORT, got {args.listen_client!r}")
+    if client.scheme not in ("http", "https") or not client.hostname or not client.port:
+        raise SystemExit(f"--listen-client must be http(s)://HOST:PORT, got {args.listen_client!r}")
+    if (client.scheme == "https") != bool(args.cert_file) or bool(args.cert_file) != bool(args.key_file):
+        raise SystemExit("an https:// --listen-client needs --cert-file and --key-file (and http:// none)")
+    if args.client_cert_auth and not args.trusted_ca_file:
+        raise SystemExit("--client-cert-auth needs --trusted-ca-file")
     cluster = parse_cluster(args.initial_cluster) if args.initial_cluster else {}
     peer = _strip_scheme(args.listen_peer) if args.listen_peer else cluster.get(args.name)
     if peer is None:
@@ -129,6 +155,8 @@ def config_from_args(argv: list[str]) -> tuple[MemberConfig, str]:
         client_port=client.port, peer_addr=peer, initial_cluster=cluster, peer_secret=secret,
         progress_interval=args.watch_progress_notify_interval, request_timeout=args.request_timeout,
         election_timeout=(float(low), float(high or float(low) * 2)),
+        cert_file=args.cert_file, key_file=args.key_file, trusted_ca_file=args.trusted_ca_file,
+        client_cert_auth=args.client_cert_auth,
     )
     return cfg, args.log_level
 
@@ -200,7 +228,8 @@ class Member:
                                  registry=self.registry, progress_interval=cfg.progress_interval)
         self._runner = web.AppRunner(self.server.app(), access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, cfg.client_host, cfg.client_port, reuse_address=True)
+        site = web.TCPSite(self._runner, cfg.client_host, cfg.client_port, reuse_address=True,
+                           ssl_context=cfg.ssl_context())
         await site.start()
         self._tasks.append(loop.create_task(self._reap_leases()))
         self._tasks.append(loop.create_task(self._freeze_heap()))

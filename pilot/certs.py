@@ -82,6 +82,40 @@ def ensure_certificates(directory: Path, *, hosts: list[str]) -> CertPaths:
     return paths
 
 
+def issue_certificate(pki: Path, name: str, *, hosts: list[str], client: bool = False) -> tuple[Path, Path]:
+    """A certificate signed by the cluster CA in ``pki`` (created by ensure_certificates), unless present.
+
+    ``client`` makes it a client certificate (CN = name), else a server certificate for ``hosts``.
+    """
+    cert_path, key_path = pki / f"{name}.crt", pki / f"{name}.key"
+    if cert_path.exists() and key_path.exists():
+        return cert_path, key_path
+    ca_key = serialization.load_pem_private_key((pki / "ca.key").read_bytes(), password=None)
+    ca_cert = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.timezone.utc)
+    builder = (x509.CertificateBuilder()
+               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+               .issuer_name(ca_cert.subject).public_key(key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=825)))
+    if client:
+        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+    else:
+        sans: list[x509.GeneralName] = []
+        for host in dict.fromkeys(hosts):
+            try:
+                sans.append(x509.IPAddress(ipaddress.ip_address(host)))
+            except ValueError:
+                sans.append(x509.DNSName(host))
+        builder = (builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+                   .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False))
+    cert = builder.sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    _write_private(key_path, _key_pem(key))
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert_path, key_path
+
+
 def new_token() -> str:
     return secrets.token_urlsafe(32)
 
@@ -119,6 +153,9 @@ def ensure_cluster_secrets(state_dir: Path, *, hosts: list[str]) -> None:
     from apiserver.serviceaccounts import generate_private_key_pem
 
     ensure_certificates(state_dir / "pki", hosts=hosts)
+    # The store's client port is TLS with client certificates: only the API servers get in.
+    issue_certificate(state_dir / "pki", "kvstore", hosts=hosts)
+    issue_certificate(state_dir / "pki", "apiserver-kvstore-client", hosts=[], client=True)
     _ensure_private(state_dir / "pki" / "sa.key", generate_private_key_pem)
     _ensure_private(state_dir / "encryption.yaml", lambda: new_encryption_config().encode())
     _ensure_private(state_dir / "peer-secret", lambda: (new_token() + new_token()).encode())

@@ -79,7 +79,14 @@ class Layout:
 
     @property
     def store_endpoints(self) -> list[str]:
-        return [f"http://127.0.0.1:{m['client']}" for m in self.store]
+        return [f"https://127.0.0.1:{m['client']}" for m in self.store]
+
+    def store_tls(self) -> ssl.SSLContext:
+        """Client TLS for talking to the store (status probes use the API servers' client cert)."""
+        pki = self.state_dir / "pki"
+        ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        ctx.load_cert_chain(str(pki / "apiserver-kvstore-client.crt"), str(pki / "apiserver-kvstore-client.key"))
+        return ctx
 
     @property
     def api_url(self) -> str:
@@ -88,17 +95,21 @@ class Layout:
     def components(self) -> list[Component]:
         py = sys.executable
         initial = ",".join(f"{m['name']}=127.0.0.1:{m['peer']}" for m in self.store)
+        pki = self.state_dir / "pki"
         out = []
         for m in self.store:
             out.append(Component(m["name"], [
                 py, "-m", "kvstore", "--name", m["name"], "--data-dir", str(self.state_dir / "data" / m["name"]),
-                "--listen-client", f"http://127.0.0.1:{m['client']}", "--listen-peer", f"127.0.0.1:{m['peer']}",
-                "--initial-cluster", initial, "--peer-secret-file", str(self.state_dir / "peer-secret")],
-                url=f"http://127.0.0.1:{m['client']}"))
-        pki = self.state_dir / "pki"
+                "--listen-client", f"https://127.0.0.1:{m['client']}", "--listen-peer", f"127.0.0.1:{m['peer']}",
+                "--initial-cluster", initial, "--peer-secret-file", str(self.state_dir / "peer-secret"),
+                "--cert-file", str(pki / "kvstore.crt"), "--key-file", str(pki / "kvstore.key"),
+                "--trusted-ca-file", str(pki / "ca.crt"), "--client-cert-auth"],
+                url=f"https://127.0.0.1:{m['client']}"))
         for i, port in enumerate(self.api_ports, 1):
             out.append(Component(f"apiserver-{i}", [
                 py, "-m", "apiserver", "--etcd-servers", ",".join(self.store_endpoints),
+                "--etcd-cafile", str(pki / "ca.crt"), "--etcd-certfile", str(pki / "apiserver-kvstore-client.crt"),
+                "--etcd-keyfile", str(pki / "apiserver-kvstore-client.key"),
                 "--bind", f"127.0.0.1:{port}", "--tls-cert-file", str(pki / "apiserver.crt"),
                 "--tls-private-key-file", str(pki / "apiserver.key"),
                 "--token-auth-file", str(self.state_dir / "tokens.csv"),
@@ -126,7 +137,7 @@ class Layout:
                 py, "-m", "kubelet", "--node-name", node, "--runtime", "process",
                 "--kubeconfig", str(self.kubeconfig(f"node-{node}")), "--master", masters,
                 "--root-dir", str(self.state_dir / "nodes" / node), "--bind", f"{ip}:10250", "--node-ip", ip,
-                "--pod-cidr", self.pod_cidr(node)]))
+                "--pod-cidr", self.pod_cidr(node), "--stop-pods-on-exit"]))
             out.append(Component(f"proxy-{node}", [
                 py, "-m", "proxy", "--kubeconfig", str(self.kubeconfig("proxy")), "--master", masters,
                 "--node-name", node, "--node-ip", ip, "--bind-health", f"{ip}:10256",
@@ -225,10 +236,10 @@ def api_ready(layout: Layout, port: int | None = None, timeout: float = 1.0) -> 
         return False
 
 
-def store_status(url: str, timeout: float = 1.0) -> dict[str, Any] | None:
+def store_status(url: str, timeout: float = 1.0, context: ssl.SSLContext | None = None) -> dict[str, Any] | None:
     req = urllib.request.Request(url + "/v3/maintenance/status", data=b"{}", method="POST")
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
             return json.loads(resp.read())
     except (OSError, urllib.error.URLError, ValueError):
         return None
@@ -356,7 +367,7 @@ def component_health(layout: Layout) -> list[dict[str, Any]]:
         pid = read_pid(layout.state_dir / "pids" / f"{comp.name}.pid")
         row: dict[str, Any] = {"name": comp.name, "pid": pid, "url": comp.url, "health": "down", "leader": False}
         if comp.name.startswith("kvstore") and pid:
-            st = store_status(comp.url)
+            st = store_status(comp.url, context=layout.store_tls())
             if st is not None:
                 row["health"] = "ok" if st.get("leader") else "no leader"
                 leader_id = st.get("leader", leader_id)

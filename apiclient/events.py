@@ -7,7 +7,8 @@ as client-go's event correlator does, so a pod retried a hundred times shows one
 ``x100`` in ``kubectl describe``. Bursts of the same event are folded into one write.
 
 Events are best effort, as upstream: when the API is slow and too many are pending, new ones are
-dropped (and counted in ``dropped``) rather than slowing the component down.
+dropped (and counted in ``dropped``) rather than slowing the component down — Normal events once
+half the buffer is full, Warnings only when it is full.
 """
 
 from __future__ import annotations
@@ -107,7 +108,9 @@ class EventRecorder:
             pending.count += 1
             pending.last = now
         else:
-            if len(self._pending) >= self.max_pending:
+            # Under pressure Normal events go first: the second half of the buffer is for Warnings.
+            limit = self.max_pending if type != NORMAL else self.max_pending // 2
+            if len(self._pending) >= limit:
                 self.dropped += 1
                 return
             self._pending[key] = _Pending(ref, type, reason, message[:1024], now, now, 1)

@@ -147,3 +147,16 @@ async def test_event_recorder_aggregates_counts(api: APICluster) -> None:
         assert broken["involvedObject"]["kind"] == "ConfigMap"
         assert broken["firstTimestamp"] <= broken["lastTimestamp"]
         assert by_reason["Fixed"]["count"] == 1
+
+
+async def test_event_recorder_drops_normal_events_first_when_the_api_is_slow() -> None:
+    rec = EventRecorder(None, component="tester", max_pending=4)  # type: ignore[arg-type]  # no writers started
+    objs = [{"kind": "Pod", "metadata": {"name": f"p{i}", "namespace": "default", "uid": f"u{i}"}} for i in range(6)]
+    for obj in objs[:3]:
+        rec.event(obj, "Normal", "Scheduled", "ok")
+    assert rec.dropped == 1  # half the buffer is the most Normal events may take
+    for obj in objs[3:]:
+        rec.event(obj, "Warning", "FailedScheduling", "no")
+    assert rec.dropped == 2  # Warnings fill the rest
+    rec.event(objs[0], "Normal", "Scheduled", "ok")  # the same event again is only counted
+    assert rec.dropped == 2

@@ -343,6 +343,29 @@ def test_preemption_evicts_the_minimal_set_of_lower_priority_pods(env: Env) -> N
     assert_no_overcommit(env)
 
 
+def test_local_persistent_volumes_pin_pods_to_their_node(env: Env) -> None:
+    env.add_node("pv-1")
+    env.add_node("pv-2")
+    pv = {"metadata": {"name": f"{env.ns}-local"},
+          "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "storageClassName": "local",
+                   "local": {"path": "/data"},
+                   "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                       {"key": "kubernetes.io/hostname", "operator": "In", "values": ["pv-2"]}]}]}}}}
+    env.call("POST", "/api/v1/persistentvolumes", pv)
+    env.cluster_objects.append(f"/api/v1/persistentvolumes/{env.ns}-local")
+    env.call("POST", f"/api/v1/namespaces/{env.ns}/persistentvolumeclaims",
+             {"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "local",
+                                                     "volumeName": f"{env.ns}-local",
+                                                     "resources": {"requests": {"storage": "1Gi"}}}})
+    for i in range(3):
+        env.add_pod(f"db-{i}", volumes=[{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}])
+    env.add_pod("lost", volumes=[{"name": "d", "persistentVolumeClaim": {"claimName": "nope"}}])
+    wait_for(lambda: len(env.bound()) == 3 and env.unschedulable("lost"), 30)
+    assert set(env.bound().values()) == {"pv-2"}
+    assert env.unschedulable("lost")["message"].startswith(
+        '0/2 nodes are available: 2 persistentvolumeclaim "nope" not found.')
+
+
 def test_pods_for_other_schedulers_are_left_alone(env: Env) -> None:
     env.add_node("other-1")
     env.add_pod("mine")

@@ -237,7 +237,7 @@ def max_replicas_annotation(rs: Mapping[str, Any]) -> int | None:
 
 # ---------------------------------------------------------------------- surge and unavailability
 
-def _int_or_percent(value: Any, total: int, round_up: bool) -> int:
+def int_or_percent(value: Any, total: int, round_up: bool) -> int:
     if isinstance(value, bool):
         raise ValueError(f"invalid value {value!r}")
     if isinstance(value, int):
@@ -256,8 +256,8 @@ def _int_or_percent(value: Any, total: int, round_up: bool) -> int:
 
 def resolve_fenceposts(surge: Any, unavailable: Any, desired: int) -> tuple[int, int]:
     """maxSurge rounds up, maxUnavailable down; both zero would deadlock, so unavailable becomes 1."""
-    s = _int_or_percent(surge if surge is not None else "25%", desired, True)
-    u = _int_or_percent(unavailable if unavailable is not None else "25%", desired, False)
+    s = int_or_percent(surge if surge is not None else "25%", desired, True)
+    u = int_or_percent(unavailable if unavailable is not None else "25%", desired, False)
     if s == 0 and u == 0:
         u = 1
     return s, u

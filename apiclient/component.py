@@ -87,6 +87,26 @@ async def campaign(elector: LeaderElector) -> None:
         log.warning("leadership lost; campaigning again", extra={"event": "campaign"})
 
 
+async def lead_until_signal(client: RESTClient, args: argparse.Namespace, *, identity: str,
+                            lead: Callable[[], Awaitable[None]], name: str,
+                            leader_gauge: Any = None) -> BaseException | None:
+    """Run ``lead`` until SIGTERM/SIGINT: while this replica holds the lease (``--leader-elect``), else
+    at once. ``leader_gauge`` (a prometheus Gauge child) reads 1 while leading."""
+    async def leading() -> None:
+        if leader_gauge is not None:
+            leader_gauge.set(1)
+        try:
+            await lead()
+        finally:
+            if leader_gauge is not None:
+                leader_gauge.set(0)
+
+    if args.leader_elect:
+        elector = elector_from_args(client, args, identity=identity, on_started_leading=leading)
+        return await run_until_signal(campaign(elector), name=name)
+    return await run_until_signal(leading(), name=name)
+
+
 async def run_until_signal(work: Awaitable[Any], *, name: str = "main") -> BaseException | None:
     """Run ``work`` until it ends or SIGTERM/SIGINT arrives (then cancel it); return its failure, if any."""
     main = asyncio.ensure_future(work)

@@ -64,18 +64,8 @@ async def serve(args: argparse.Namespace) -> None:
     sched.start()
     log.info("scheduler started", extra={"event": "started", "identity": identity, "servers": list(cfg.servers),
                                          "bind": args.bind, "leader_elect": args.leader_elect})
-    leader = metrics.leader.labels(args.leader_elect_resource_name)
-    if args.leader_elect:
-        async def on_started() -> None:
-            leader.set(1)
-            await sched.lead()
-
-        elector = component.elector_from_args(client, args, identity=identity, on_started_leading=on_started,
-                                              on_stopped_leading=lambda: leader.set(0))
-        await component.run_until_signal(component.campaign(elector), name="scheduler")
-    else:
-        leader.set(1)
-        await component.run_until_signal(sched.lead(), name="scheduler")
+    await component.lead_until_signal(client, args, identity=identity, lead=sched.lead, name="scheduler",
+                                      leader_gauge=metrics.leader.labels(args.leader_elect_resource_name))
     await sched.stop()
     await runner.cleanup()
     await client.close()

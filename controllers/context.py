@@ -307,3 +307,42 @@ class ChildEvents:
         if self.on_deleted is not None:
             self.on_deleted(owner, child)
         self.enqueue(owner)
+
+
+class PodOwner(BaseController):
+    """A controller whose objects own pods it creates and deletes: expectations, ``PodControl`` and the
+    owner/pod event wiring (``watch_pods``) every such controller needs."""
+
+    kind: ClassVar[str] = ""
+
+    def __init__(self, ctx: ControllerContext) -> None:
+        super().__init__(ctx)
+        from .expectations import Expectations
+        from .podcontrol import PodControl
+
+        self.expectations = Expectations()
+        self.pod_control = PodControl(self.client, self.recorder, self.expectations)
+
+    def enqueue(self, owner: Obj) -> None:
+        self.queue.add(m.object_key(owner))
+
+    def watch_pods(self, owners: Informer, pods: Informer, *,
+                   selector: Callable[[Mapping[str, Any]], LabelSelector] = pu.selector_of,
+                   on_updated: Callable[[Obj, Obj, Obj], None] | None = None,
+                   pod_add: Callable[[Obj], None] | None = None,
+                   pod_update: Callable[[Obj, Obj], None] | None = None) -> ChildEvents:
+        """Owners' events sync them (a deleted owner's expectations are dropped); pods' events sync their
+        owner and settle its expectations. ``pod_add``/``pod_update`` wrap the pod handlers if given."""
+        children = ChildEvents(owners, self.kind, self.enqueue, selector=selector,
+                               on_created=lambda o, _p: self.expectations.creation_observed(m.object_key(o)),
+                               on_deleted=lambda o, p: self.expectations.deletion_observed(m.object_key(o),
+                                                                                          m.object_key(p)),
+                               on_updated=on_updated)
+
+        def owner_gone(owner: Obj) -> None:
+            self.expectations.forget(m.object_key(owner))
+            self.enqueue(owner)
+
+        self.on(owners, add=self.enqueue, update=lambda _o, n: self.enqueue(n), delete=owner_gone)
+        self.on(pods, add=pod_add or children.add, update=pod_update or children.update, delete=children.delete)
+        return children

@@ -30,10 +30,8 @@ from apiclient.rest import NODES, PODS, resource
 from . import deploymentutil as du
 from . import nodeutil as nu
 from . import podutil as pu
-from .context import BaseController, ChildEvents, ControllerContext
-from .expectations import Expectations
+from .context import ControllerContext, PodOwner
 from .history import CONTROLLER_REVISIONS, REVISION_HASH_LABEL, ensure_revision, owned_revisions, truncate
-from .podcontrol import PodControl
 
 log = logging.getLogger("controllers.daemonset")
 
@@ -89,8 +87,9 @@ def max_unavailable(ds: Mapping[str, Any], desired: int) -> tuple[int, int]:
     return surge, unavailable
 
 
-class DaemonSetController(BaseController):
+class DaemonSetController(PodOwner):
     name: ClassVar[str] = "daemonset"
+    kind: ClassVar[str] = KIND
 
     def __init__(self, ctx: ControllerContext) -> None:
         super().__init__(ctx)
@@ -98,29 +97,12 @@ class DaemonSetController(BaseController):
         self.pods = ctx.informer(PODS)
         self.nodes = ctx.informer(NODES)
         self.revisions = self.uses(ctx.informer(CONTROLLER_REVISIONS))
-        self.expectations = Expectations()
-        self.pod_control = PodControl(self.client, self.recorder, self.expectations)
-        self.children = ChildEvents(self.daemonsets, KIND, self._enqueue, on_created=self._created,
-                                    on_deleted=self._deleted)
-        self.on(self.daemonsets, add=self._enqueue, update=lambda _o, n: self._enqueue(n), delete=self._ds_deleted)
-        self.on(self.pods, add=self.children.add, update=self.children.update, delete=self.children.delete)
+        self.children = self.watch_pods(self.daemonsets, self.pods)
         self.on(self.nodes, add=self._node, update=self._node_updated, delete=self._node)
-
-    def _enqueue(self, ds: Obj) -> None:
-        self.queue.add(m.object_key(ds))
-
-    def _ds_deleted(self, ds: Obj) -> None:
-        self.expectations.forget(m.object_key(ds))
-
-    def _created(self, ds: Obj, pod: Obj) -> None:
-        self.expectations.creation_observed(m.object_key(ds))
-
-    def _deleted(self, ds: Obj, pod: Obj) -> None:
-        self.expectations.deletion_observed(m.object_key(ds), m.object_key(pod))
 
     def _node(self, node: Obj) -> None:
         for ds in self.daemonsets.list():
-            self._enqueue(ds)
+            self.enqueue(ds)
 
     def _node_updated(self, old: Obj, cur: Obj) -> None:
         def shape(n: Obj) -> tuple[Any, ...]:

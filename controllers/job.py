@@ -37,9 +37,7 @@ from apiclient.informer import INDEX_CONTROLLER_UID
 from apiclient.rest import PODS, resource
 
 from . import podutil as pu
-from .context import BaseController, ChildEvents, ControllerContext
-from .expectations import Expectations
-from .podcontrol import PodControl
+from .context import BaseController, ControllerContext, PodOwner
 
 log = logging.getLogger("controllers.job")
 
@@ -121,19 +119,15 @@ def pod_finished_at(pod: Mapping[str, Any]) -> str:
     return max(stamps) if stamps else m.deletion_timestamp(pod) or m.creation_timestamp(pod)
 
 
-class JobController(BaseController):
+class JobController(PodOwner):
     name: ClassVar[str] = "job"
+    kind: ClassVar[str] = KIND
 
     def __init__(self, ctx: ControllerContext) -> None:
         super().__init__(ctx)
         self.jobs = ctx.informer(JOBS)
         self.pods = ctx.informer(PODS)
-        self.expectations = Expectations()
-        self.pod_control = PodControl(self.client, self.recorder, self.expectations)
-        self.children = ChildEvents(self.jobs, KIND, self._enqueue, on_created=self._created,
-                                    on_deleted=self._deleted)
-        self.on(self.jobs, add=self._enqueue, update=lambda _o, n: self._enqueue(n), delete=self._job_deleted)
-        self.on(self.pods, add=self._pod_added, update=self._pod_updated, delete=self.children.delete)
+        self.children = self.watch_pods(self.jobs, self.pods, pod_add=self._pod_added, pod_update=self._pod_updated)
 
     def _pod_added(self, pod: Obj) -> None:
         self._check_orphan(pod)
@@ -147,18 +141,6 @@ class JobController(BaseController):
         """A pod holding our finalizer whose Job is gone must let go (verified with a live GET in sync)."""
         if TRACKING_FINALIZER in m.finalizers(pod) and self.children.owner_of(pod) is None:
             self.queue.add(ORPHAN_PREFIX + m.object_key(pod))
-
-    def _enqueue(self, job: Obj) -> None:
-        self.queue.add(m.object_key(job))
-
-    def _job_deleted(self, job: Obj) -> None:
-        self.expectations.forget(m.object_key(job))
-
-    def _created(self, job: Obj, pod: Obj) -> None:
-        self.expectations.creation_observed(m.object_key(job))
-
-    def _deleted(self, job: Obj, pod: Obj) -> None:
-        self.expectations.deletion_observed(m.object_key(job), m.object_key(pod))
 
     # ------------------------------------------------------------------ pods
 

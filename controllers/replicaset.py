@@ -29,9 +29,8 @@ from apiclient.informer import INDEX_NAMESPACE
 from apiclient.rest import PODS, Resource, resource
 
 from . import podutil as pu
-from .context import BaseController, ChildEvents, ControllerContext
-from .expectations import Expectations
-from .podcontrol import PodControl, error_message
+from .context import ControllerContext, PodOwner
+from .podcontrol import error_message
 from .refmanager import RefManager
 
 log = logging.getLogger("controllers.replicaset")
@@ -42,7 +41,7 @@ REPLICATION_CONTROLLERS = resource("replicationcontrollers")
 STATUS_RETRIES = 2
 
 
-class ReplicaSetController(BaseController):
+class ReplicaSetController(PodOwner):
     name: ClassVar[str] = "replicaset"
     kind: ClassVar[str] = "ReplicaSet"
     api_version: ClassVar[str] = "apps/v1"
@@ -50,15 +49,9 @@ class ReplicaSetController(BaseController):
 
     def __init__(self, ctx: ControllerContext) -> None:
         super().__init__(ctx)
-        self.expectations = Expectations()
-        self.pod_control = PodControl(self.client, self.recorder, self.expectations)
         self.owners = ctx.informer(self.resource)
         self.pods = ctx.informer(PODS)
-        self.children = ChildEvents(self.owners, self.kind, self._owner_changed, selector=self.selector,
-                                    on_created=self._created, on_deleted=self._deleted, on_updated=self._updated)
-        self.on(self.owners, add=self._owner_changed, update=lambda _o, n: self._owner_changed(n),
-                delete=self._owner_deleted)
-        self.on(self.pods, add=self.children.add, update=self.children.update, delete=self.children.delete)
+        self.children = self.watch_pods(self.owners, self.pods, selector=self.selector, on_updated=self._updated)
 
     # ------------------------------------------------------------------ selectors
 
@@ -66,20 +59,6 @@ class ReplicaSetController(BaseController):
         return pu.selector_of(owner)
 
     # ------------------------------------------------------------------ event handlers
-
-    def _owner_changed(self, owner: Obj) -> None:
-        self.queue.add(m.object_key(owner))
-
-    def _owner_deleted(self, owner: Obj) -> None:
-        key = m.object_key(owner)
-        self.expectations.forget(key)
-        self.queue.add(key)
-
-    def _created(self, owner: Obj, pod: Obj) -> None:
-        self.expectations.creation_observed(m.object_key(owner))
-
-    def _deleted(self, owner: Obj, pod: Obj) -> None:
-        self.expectations.deletion_observed(m.object_key(owner), m.object_key(pod))
 
     def _updated(self, owner: Obj, old: Obj, cur: Obj) -> None:
         min_ready = int((owner.get("spec") or {}).get("minReadySeconds") or 0)

@@ -37,7 +37,9 @@ def owned_revisions(informer: Informer, owner: Mapping[str, Any]) -> list[Obj]:
 async def ensure_revision(client: RESTClient, owner: Obj, *, kind: str, revisions: list[Obj]) -> tuple[str, int]:
     """The (hash, revision number) of the owner's current template, creating or re-numbering as needed."""
     template = (owner.get("spec") or {}).get("template") or {}
-    collision = (owner.get("status") or {}).get("collisionCount")
+    # collisionCount starts at 0 in the status: absent and 0 must hash alike, or the first status write
+    # would look like a new template.
+    collision = int((owner.get("status") or {}).get("collisionCount") or 0)
     pod_hash = template_hash(template, collision)
     top = max((int(r.get("revision") or 0) for r in revisions), default=0)
     for rev in revisions:

@@ -38,6 +38,7 @@ from apiclient.rest import LEASES, NODES, PODS
 from . import nodeutil as nu
 from . import podutil as pu
 from .context import BaseController, ControllerContext
+from .podcontrol import delete_pod
 
 log = logging.getLogger("controllers.nodelifecycle")
 
@@ -253,12 +254,8 @@ class NodeLifecycleController(BaseController):
             self.queue.add_after(m.name(node), next_check + 0.1)
 
     async def _delete_pod(self, pod: Obj, node: Obj) -> None:
-        try:
-            await self.client.delete(PODS, m.name(pod), namespace=m.namespace(pod), preconditions={"uid": m.uid(pod)})
-        except StatusError as err:
-            if err.code in (404, 409):
-                return
-            raise
+        if not await delete_pod(self.client, pod):
+            return
         log.info("evicted pod %s from node %s", m.object_key(pod), m.name(node),
                  extra={"event": "pod_evicted", "pod": m.object_key(pod), "node": m.name(node)})
         self.recorder.event(pod, NORMAL, "TaintManagerEviction", f"Marking for deletion Pod {m.object_key(pod)}")

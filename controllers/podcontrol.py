@@ -51,6 +51,17 @@ def error_message(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+async def delete_pod(client: RESTClient, pod: Mapping[str, Any]) -> bool:
+    """Delete this very pod (uid precondition); False if it is gone already or was replaced by a namesake."""
+    try:
+        await client.delete(PODS, m.name(pod), namespace=m.namespace(pod), preconditions={"uid": m.uid(pod)})
+    except StatusError as err:
+        if err.code in (404, 409):
+            return False
+        raise
+    return True
+
+
 class PodControl:
     def __init__(self, client: RESTClient, recorder: EventRecorder, expectations: Expectations) -> None:
         self.client = client

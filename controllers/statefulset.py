@@ -37,7 +37,7 @@ from apiclient.rest import PERSISTENT_VOLUME_CLAIMS, PODS, resource
 from . import podutil as pu
 from .context import BaseController, ChildEvents, ControllerContext
 from .history import CONTROLLER_REVISIONS, REVISION_HASH_LABEL, ensure_revision, owned_revisions, truncate
-from .podcontrol import namespace_terminating
+from .podcontrol import delete_pod, namespace_terminating
 
 log = logging.getLogger("controllers.statefulset")
 
@@ -144,14 +144,9 @@ class StatefulSetController(BaseController):
                             f"create Pod {m.name(pod)} in StatefulSet {m.name(sts)} successful")
 
     async def _delete(self, sts: Obj, pod: Obj) -> None:
-        try:
-            await self.client.delete(PODS, m.name(pod), namespace=m.namespace(pod), preconditions={"uid": m.uid(pod)})
-        except StatusError as err:
-            if err.code in (404, 409):
-                return
-            raise
-        self.recorder.event(sts, NORMAL, "SuccessfulDelete",
-                            f"delete Pod {m.name(pod)} in StatefulSet {m.name(sts)} successful")
+        if await delete_pod(self.client, pod):
+            self.recorder.event(sts, NORMAL, "SuccessfulDelete",
+                                f"delete Pod {m.name(pod)} in StatefulSet {m.name(sts)} successful")
 
     # ------------------------------------------------------------------ sync
 

@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--discovery-period", type=float, default=30.0, metavar="SECONDS",
                    help="how often the garbage collector and namespace controller re-read API discovery")
     p.add_argument("--burst-replicas", type=int, default=500, help="pods a ReplicaSet creates or deletes per sync")
+    p.add_argument("--terminated-pod-gc-threshold", type=int, default=12500,
+                   help="finished pods kept before the pod garbage collector deletes the oldest")
+    p.add_argument("--pod-gc-period", type=float, default=20.0, metavar="SECONDS")
     p.add_argument("--job-backoff-base-seconds", type=float, default=10.0, metavar="SECONDS",
                    help="a Job's failed pod is replaced after this x 2^(failures-1) seconds (at most 360)")
     p.add_argument("--log-level", default=os.environ.get("PILOT_LOG_LEVEL", "INFO"))
@@ -130,7 +133,9 @@ def options_from(args: argparse.Namespace) -> Options:
                    hpa_sync_period=args.horizontal_pod_autoscaler_sync_period,
                    hpa_downscale_stabilization=args.horizontal_pod_autoscaler_downscale_stabilization,
                    hpa_tolerance=args.horizontal_pod_autoscaler_tolerance, discovery_period=args.discovery_period,
-                   burst_replicas=args.burst_replicas, job_backoff_base=args.job_backoff_base_seconds)
+                   burst_replicas=args.burst_replicas, job_backoff_base=args.job_backoff_base_seconds,
+                   extra={"terminated_pod_gc_threshold": args.terminated_pod_gc_threshold,
+                          "podgc_period": args.pod_gc_period})
 
 
 class ControllerManager:

@@ -1,6 +1,7 @@
 """Node death: a node whose kubelet stops renewing its Lease goes Ready=Unknown, gets the unreachable
 taints, its pods are evicted after their toleration and replaced on live nodes; the taints go away when
-the Lease is renewed again. Short grace periods through the controller-manager's flags."""
+the Lease is renewed again. Short grace periods through the controller-manager's flags. Also the pod
+garbage collector: pods of deleted nodes and finished pods beyond the threshold."""
 
 from __future__ import annotations
 
@@ -15,13 +16,13 @@ from tests.integration.test_controller_support import Rest, SimKubelet, controll
 NS = "node-test"
 NODES = ["nl-n1", "nl-n2", "nl-n3"]
 FLAGS = ("--node-monitor-grace-period", "3", "--node-monitor-period", "0.5",
-         "--default-unreachable-toleration-seconds", "2")
+         "--default-unreachable-toleration-seconds", "2", "--pod-gc-period", "0.5", "--terminated-pod-gc-threshold", "2")
 
 
 @pytest.fixture(scope="module")
 def env(api: APICluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Rest, SimKubelet]]:
     with controller_env(api, tmp_path_factory.mktemp("cm"), namespace=NS, nodes=NODES,
-                        controllers="replicaset,deployment,nodelifecycle", cm_args=FLAGS,
+                        controllers="replicaset,deployment,nodelifecycle,podgc", cm_args=FLAGS,
                         lease_interval=0.5) as (rest, kubelet, _):
         yield rest, kubelet
 
@@ -114,3 +115,26 @@ def test_user_no_execute_taints_evict_untolerating_pods(env: tuple[Rest, SimKube
     rest.merge(f"/api/v1/nodes/{target}", {"spec": {"taints": [t for t in n["spec"]["taints"]
                                                                if t["key"] != "maintenance"] or None}})
     rest.call("DELETE", f"/api/v1/namespaces/{NS}/pods/tolerant", {"gracePeriodSeconds": 0})
+
+
+def test_pod_gc_removes_pods_of_missing_nodes_and_old_finished_pods(env: tuple[Rest, SimKubelet]) -> None:
+    rest, kubelet = env
+    base = f"/api/v1/namespaces/{NS}/pods"
+    rest.call("POST", base, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "ghost-pod"},
+                             "spec": {**pod_template({})["spec"], "nodeName": "no-such-node"}})
+    wait_for(lambda: rest.get(f"{base}/ghost-pod") is None, 30, "the pod of a missing node deleted")
+    kubelet.outcome = lambda pod: "Succeeded" if pod["metadata"]["name"].startswith("done-") else None
+    try:
+        for i in range(4):
+            rest.call("POST", base, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"done-{i}"},
+                                     "spec": {**pod_template({})["spec"], "nodeName": "nl-n2"}})
+
+        def finished() -> list[str]:
+            return [p["metadata"]["name"] for p in rest.items(base)
+                    if p["metadata"]["name"].startswith("done-") and p["status"].get("phase") == "Succeeded"]
+
+        wait_for(lambda: len(finished()) == 2 and len([p for p in rest.items(base)
+                                                        if p["metadata"]["name"].startswith("done-")]) == 2,
+                 30, "only the threshold of finished pods kept")
+    finally:
+        kubelet.outcome = lambda pod: None

@@ -100,33 +100,37 @@ class Algorithm:
         total = len(nodes)
         want = nodes_to_find(total, self.percentage)
         start = self.next_start % total
+        ordered = nodes[start:] + nodes[:start] if start else nodes
         feasible: list[NodeInfo] = []
-        append = feasible.append
         filters = state.filters
+        reasons = diagnosis.node_reasons
         # The common pod (no ports, volumes, affinity, spread; plain resources) on the common node
-        # (no taints, schedulable, nothing nominated) needs only integer comparisons: do them inline.
-        simple = len(filters) == 3 and not pod.requests.scalars
-        nominated = state.nominated
+        # (no taints, schedulable) needs only integer comparisons: a comprehension over as many
+        # nodes as are still wanted, the full filters only for the nodes it turns down.
+        simple = len(filters) == 3 and not pod.requests.scalars and not state.nominated
         req = pod.requests
         rc, rm, re_ = req.cpu, req.memory, req.ephemeral
-        reasons = diagnosis.node_reasons
-        seen = 0
-        for info in nodes[start:] + nodes[:start] if start else nodes:
-            seen += 1
-            if (simple and info.plain and info.free_pods > 0 and rc <= info.free_cpu and rm <= info.free_memory
-                    and re_ <= info.free_ephemeral and not (nominated and info.name in nominated)):
-                append(info)
-            else:
+        pos = 0
+        while len(feasible) < want and pos < total:
+            chunk = ordered[pos:pos + want - len(feasible)]
+            pos += len(chunk)
+            if simple:
+                fits = [n for n in chunk if n.plain and n.free_pods > 0 and rc <= n.free_cpu
+                        and rm <= n.free_memory and re_ <= n.free_ephemeral]
+                feasible += fits
+                if len(fits) == len(chunk):
+                    continue
+                chunk = [n for n in chunk if not (n.plain and n.free_pods > 0 and rc <= n.free_cpu
+                                                  and rm <= n.free_memory and re_ <= n.free_ephemeral)]
+            for info in chunk:
                 for plugin, fn in filters:
                     r = fn(state, pod, info)
                     if r:
                         reasons[info.name] = (plugin, r)
                         break
                 else:
-                    append(info)
-            if len(feasible) >= want:
-                break
-        self.next_start = (start + seen) % total
+                    feasible.append(info)
+        self.next_start = (start + pos) % total
         return feasible
 
     def score(self, state: P.CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> list[float]:

@@ -215,6 +215,10 @@ async def run_mode(mode: str, api: APICluster, root: Path, args: argparse.Namesp
             total = metric_value(text, 'scheduler_scheduling_attempt_duration_seconds_sum{result="scheduled"}')
             if count == count and count > 0:
                 emit(mode, "decision_time_mean", round(total / count * 1e6, 1), "us", attempts=int(count))
+            bcount = metric_value(text, "scheduler_binding_duration_seconds_count")
+            if bcount == bcount and bcount > 0:
+                emit(mode, "binding_request_mean", round(metric_value(text, "scheduler_binding_duration_seconds_sum")
+                                                         / bcount * 1000, 1), "ms")
             conflicts = metric_value(text, 'scheduler_bindings_total{result="conflict"}')
             emit(mode, "bind_conflicts", 0 if conflicts != conflicts else int(conflicts), "bindings")
             emit(mode, "events_dropped", int(metric_value(text, "scheduler_events_dropped")), "events")

@@ -41,8 +41,10 @@ def compose(tmp_path: Path):
         pytest.skip(SKIP)
     project = f"pilothouse-test-{os.getpid()}"
     port, port2 = free_ports(2)
+    port3 = free_ports(1)[0]
     env = {**os.environ, "PILOT_STATE_DIR": str(tmp_path / "state"), "PILOT_API_PORT": str(port),
-           "PILOT_API_PORT_2": str(port2)}
+           "PILOT_API_PORT_2": str(port2), "PILOT_INGRESS_PORT": str(port3),
+           "PILOT_KUBELET_DIR": str(tmp_path / "kubelets")}
 
     def run(*args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(["docker", "compose", "-p", project, "-f", str(REPO / "docker-compose.yml"), *args],
@@ -98,3 +100,4 @@ def test_compose_cluster_survives_kill9(compose) -> None:
              and "apiserver-2" in run("ps", "--status", "running", "--services", check=False).stdout)
     kubectl(state, "create", "configmap", "after", "--from-literal=k=w")
     assert kubectl(state, "get", "configmap", "after", "-o", "jsonpath={.data.k}").stdout == "w"
+

@@ -21,6 +21,7 @@ Services without a selector are left alone (their endpoints are managed by hand)
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
@@ -44,6 +45,7 @@ HEADLESS_LABEL = "service.kubernetes.io/headless"
 OVER_CAPACITY = "endpoints.kubernetes.io/over-capacity"
 MAX_ENDPOINTS_ADDRESSES = 1000
 MAX_ENDPOINTS_PER_SLICE = 100
+WRITE_TRACKING_TTL = 10.0
 
 
 # ---------------------------------------------------------------------- pure: backends of a service
@@ -292,7 +294,33 @@ class EndpointSliceController(_ServiceBackends):
     def __init__(self, ctx: ControllerContext) -> None:
         super().__init__(ctx)
         self.slices = ctx.informer(ENDPOINT_SLICES, label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY}")
-        self.on(self.slices, update=lambda _o, n: self._slice(n), delete=self._slice)
+        self.on(self.slices, add=self._slice, update=lambda _o, n: self._slice(n), delete=self._slice)
+        # What we wrote and the informer has not shown yet, per service: slice name -> (resourceVersion we
+        # produced, "" = deleted; when). Acting on a cache without our own last writes would create
+        # duplicates; an entry the cache cannot show any more (written, then changed by someone and
+        # relisted) is given up after WRITE_TRACKING_TTL.
+        self.written: dict[str, dict[str, tuple[str, float]]] = {}
+
+    def _stale(self, key: str) -> bool:
+        pending = self.written.get(key)
+        if not pending:
+            return False
+        ns = m.split_object_key(key)[0]
+        now = time.monotonic()
+        for name, (rv, when) in list(pending.items()):
+            cached = self.slices.get_by_name(ns, name)
+            seen = (cached is None) if rv == "" else (cached is not None and
+                                                      int(m.resource_version(cached) or 0) >= int(rv or 0))
+            if seen or now - when > WRITE_TRACKING_TTL:
+                del pending[name]
+        if not pending:
+            self.written.pop(key, None)
+            return False
+        return True
+
+    def _wrote(self, key: str, obj: Mapping[str, Any] | None, name: str = "") -> None:
+        self.written.setdefault(key, {})[name or m.name(obj or {})] = (m.resource_version(obj) if obj else "",
+                                                                      time.monotonic())
 
     def _slice(self, sl: Obj) -> None:
         svc = m.labels(sl).get(SERVICE_NAME_LABEL)
@@ -305,12 +333,15 @@ class EndpointSliceController(_ServiceBackends):
 
     async def sync(self, key: str) -> None:
         ns, name = m.split_object_key(key)
+        if self._stale(key):
+            self.queue.add_after(key, 0.05)  # our last writes have not reached the cache yet
+            return
         svc = self.services.get(key)
         existing = self._existing(ns, name)
         if svc is None or service_selector(svc) is None:
             # Gone or unmanaged: our slices go (the garbage collector would also remove them as dependents).
             for sl in existing:
-                await self._delete(sl)
+                await self._delete(key, sl)
             return
         groups = build_slice_endpoints(svc, self.backends(svc))
         if not groups:
@@ -343,7 +374,7 @@ class EndpointSliceController(_ServiceBackends):
                         "metadata": {"generateName": f"{name}-", "namespace": ns, "labels": labels,
                                      "ownerReferences": [owner_ref]}, **want}
                 try:
-                    await self.client.create(ENDPOINT_SLICES, body, namespace=ns)
+                    self._wrote(key, await self.client.create(ENDPOINT_SLICES, body, namespace=ns))
                 except StatusError as err:
                     if err.code == 403 and "being terminated" in err.message:
                         return
@@ -354,14 +385,16 @@ class EndpointSliceController(_ServiceBackends):
                 continue
             body = {**current, **want}
             body["metadata"] = {**m.get_metadata(current), "labels": labels}
-            await self.client.update(ENDPOINT_SLICES, body, namespace=ns)
+            self._wrote(key, await self.client.update(ENDPOINT_SLICES, body, namespace=ns))
         for sl in unused:
-            await self._delete(sl)
+            await self._delete(key, sl)
 
-    async def _delete(self, sl: Obj) -> None:
+    async def _delete(self, key: str, sl: Obj) -> None:
         try:
             await self.client.delete(ENDPOINT_SLICES, m.name(sl), namespace=m.namespace(sl),
                                      preconditions={"uid": m.uid(sl)})
         except StatusError as err:
             if err.code not in (404, 409):
                 raise
+            return
+        self._wrote(key, None, m.name(sl))

@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default="", help="where local PersistentVolumes live (default <root-dir>/volumes)")
     p.add_argument("--bind", default="127.0.0.1:10250", help="HOST:PORT of the kubelet's HTTPS endpoint (port 0: any)")
     p.add_argument("--node-ip", default="", help="the Node's InternalIP (default: the --bind host)")
+    p.add_argument("--cluster-dns", default="", help="HOST:PORT of the cluster DNS; process pods get it as "
+                   "PILOT_DNS (libc resolvers need port 53, so they query it themselves)")
+    p.add_argument("--cluster-domain", default="cluster.local", help="cluster DNS domain (PILOT_CLUSTER_DOMAIN)")
     p.add_argument("--pod-cidr", default="",
                    help="pod CIDR (process runtime default: a free 127.<i>.0.0/16, kept in the Node's spec.podCIDR)")
     p.add_argument("--lease-interval", type=float, default=10.0, help="seconds between Lease renewals")
@@ -84,6 +87,7 @@ def config_from_args(args: argparse.Namespace) -> KubeletConfig:
         capacity=parse_capacity(args.capacity), labels=parse_pairs(args.labels, "--labels"),
         taints=parse_taints(args.taints), fake_nodes=args.fake_nodes, root_dir=Path(args.root_dir).resolve(),
         bind=args.bind, node_ip=args.node_ip, pod_cidr=args.pod_cidr,
+        cluster_dns=args.cluster_dns, cluster_domain=args.cluster_domain,
         data_dir=Path(args.data_dir).resolve() if args.data_dir else None, lease_interval=args.lease_interval,
         lease_duration=args.lease_duration, status_report_interval=args.node_status_report_interval,
         fake_start_delay=args.fake_start_delay, restart_backoff_base=args.restart_backoff_base,

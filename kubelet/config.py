@@ -71,6 +71,8 @@ class KubeletConfig:
     root_dir: Path = Path(".pilot/kubelet")
     bind: str = "127.0.0.1:10250"
     node_ip: str = ""
+    cluster_dns: str = ""  # HOST:PORT of the cluster DNS, handed to process pods as PILOT_DNS
+    cluster_domain: str = "cluster.local"
     pod_cidr: str = ""
     data_dir: Path | None = None  # local PersistentVolumes
     lease_interval: float = 10.0

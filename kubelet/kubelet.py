@@ -156,10 +156,14 @@ class Kubelet:
         """Where in-cluster clients find the API server: its real address (reachable from host processes)."""
         parts = urlsplit(self.client.server)
         host, port = parts.hostname or "127.0.0.1", str(parts.port or 443)
-        return {"KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port,
-                "KUBERNETES_SERVICE_PORT_HTTPS": port, "KUBERNETES_PORT": f"tcp://{host}:{port}",
-                f"KUBERNETES_PORT_{port}_TCP": f"tcp://{host}:{port}", f"KUBERNETES_PORT_{port}_TCP_PROTO": "tcp",
-                f"KUBERNETES_PORT_{port}_TCP_PORT": port, f"KUBERNETES_PORT_{port}_TCP_ADDR": host}
+        env = {"KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port,
+               "KUBERNETES_SERVICE_PORT_HTTPS": port, "KUBERNETES_PORT": f"tcp://{host}:{port}",
+               f"KUBERNETES_PORT_{port}_TCP": f"tcp://{host}:{port}", f"KUBERNETES_PORT_{port}_TCP_PROTO": "tcp",
+               f"KUBERNETES_PORT_{port}_TCP_PORT": port, f"KUBERNETES_PORT_{port}_TCP_ADDR": host}
+        if self.config.cluster_dns:
+            env["PILOT_DNS"] = self.config.cluster_dns
+            env["PILOT_CLUSTER_DOMAIN"] = self.config.cluster_domain
+        return env
 
     def find_pod(self, namespace: str, name: str) -> tuple[NodeAgent, PodWorker] | None:
         for agent in self.agents.values():

@@ -137,7 +137,8 @@ class Layout:
                 py, "-m", "kubelet", "--node-name", node, "--runtime", "process",
                 "--kubeconfig", str(self.kubeconfig(f"node-{node}")), "--master", masters,
                 "--root-dir", str(self.state_dir / "nodes" / node), "--bind", f"{ip}:10250", "--node-ip", ip,
-                "--pod-cidr", self.pod_cidr(node), "--stop-pods-on-exit"]))
+                "--pod-cidr", self.pod_cidr(node), "--stop-pods-on-exit",
+                "--cluster-dns", f"127.0.0.1:{self.dns_port}"]))
             out.append(Component(f"proxy-{node}", [
                 py, "-m", "proxy", "--kubeconfig", str(self.kubeconfig("proxy")), "--master", masters,
                 "--node-name", node, "--node-ip", ip, "--bind-health", f"{ip}:10256",

@@ -76,5 +76,15 @@ def test_up_demo_prints_a_url_that_answers(tmp_path: Path) -> None:
         assert match, out
         with urllib.request.urlopen(match.group(1), timeout=10) as resp:
             assert resp.read().startswith(b"hello from demo-")
+        # process pods are told where the cluster DNS is, and it resolves the demo Service
+        state = tmp_path / ".pilot"
+        pod = kubectl(state, "get", "pods", "-l", "app=demo", "-o", "jsonpath={.items[0].metadata.name}").stdout
+        dns = kubectl(state, "exec", pod, "--", "printenv", "PILOT_DNS").stdout.strip()
+        host, port = dns.rsplit(":", 1)
+        from dnslib import DNSRecord
+
+        answer = DNSRecord.parse(DNSRecord.question("demo.default.svc.cluster.local").send(host, int(port), timeout=5))
+        cluster_ip = kubectl(state, "get", "svc", "demo", "-o", "jsonpath={.spec.clusterIP}").stdout
+        assert [str(r.rdata) for r in answer.rr] == [cluster_ip]
     finally:
         pilot("down", "--purge", cwd=tmp_path, check=False)

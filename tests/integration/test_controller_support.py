@@ -391,7 +391,8 @@ class PodWatch:
         self.existing = 0  # matching pods not being deleted, now
         self.ready = 0  # ... of which Ready
         self.events = 0
-        self._state: dict[str, tuple[bool, bool, str]] = {}  # key -> (alive, ready, template hash)
+        self.bound = 0  # ... of which bound to a node
+        self._state: dict[str, tuple[bool, bool, str, bool]] = {}  # key -> (alive, ready, template hash, bound)
         self._templates: dict[str, int] = {}
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -418,11 +419,12 @@ class PodWatch:
         labels = m.labels(pod)
         return all(labels.get(k) == v for k, v in self.labels.items())
 
-    def _set(self, key: str, state: tuple[bool, bool, str] | None) -> None:
+    def _set(self, key: str, state: tuple[bool, bool, str, bool] | None) -> None:
         old = self._state.pop(key, None)
         if old is not None:
             self.existing -= old[0]
             self.ready -= old[0] and old[1]
+            self.bound -= old[0] and old[3]
             self._templates[old[2]] -= 1
             if not self._templates[old[2]]:
                 del self._templates[old[2]]
@@ -430,6 +432,7 @@ class PodWatch:
             self._state[key] = state
             self.existing += state[0]
             self.ready += state[0] and state[1]
+            self.bound += state[0] and state[3]
             self._templates[state[2]] = self._templates.get(state[2], 0) + 1
         self.events += 1
         if self.armed:
@@ -444,7 +447,8 @@ class PodWatch:
         self.added.add(m.uid(pod))
         ready = any(c.get("type") == "Ready" and c.get("status") == "True"
                     for c in (pod.get("status") or {}).get("conditions") or [])
-        self._set(m.object_key(pod), (not m.deletion_timestamp(pod), ready, m.labels(pod).get("pod-template-hash", "")))
+        self._set(m.object_key(pod), (not m.deletion_timestamp(pod), ready, m.labels(pod).get("pod-template-hash", ""),
+                                      bool((pod.get("spec") or {}).get("nodeName"))))
 
     async def _run(self) -> None:
         self._loop = asyncio.get_running_loop()

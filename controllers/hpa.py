@@ -249,7 +249,11 @@ class HPAController(BaseController):
         max_r = int(spec.get("maxReplicas") or max(min_r, 1))
         status["currentReplicas"] = int((scale.get("status") or {}).get("replicas") or 0)
         now = self._now()
-        hist = self.history.setdefault(m.object_key(hpa), _History())
+        hist = self.history.get(m.object_key(hpa))
+        if hist is None:
+            # First sight (a new HPA, or a new leader): the current size counts as a recommendation, so the
+            # scale-down stabilization window protects it instead of scaling down on the first reading.
+            hist = self.history[m.object_key(hpa)] = _History(recommendations=[(now, current)])
         if current == 0 and min_r != 0:
             self._cond(conditions, "ScalingActive", "False", "ScalingDisabled",
                        "scaling is disabled since the replica count of the target is zero")
@@ -392,15 +396,16 @@ class HPAController(BaseController):
     def _resource_proposal(self, name: str, target: Mapping[str, Any], pods: list[Obj],
                            usage_by_pod: dict[str, dict[str, float]], current: int) -> tuple[int, Obj, str]:
         tolerance = self.options.hpa_tolerance
-        live = [p for p in pods if not pu.is_terminating(p) and pu.phase(p) not in ("Failed", "Succeeded")]
-        if not live:
-            raise MetricError("FailedGetResourceMetric", f"failed to get {name} utilization: no pods")
-        usage = {m.name(p): usage_by_pod[m.name(p)][name] for p in live
-                 if name in usage_by_pod.get(m.name(p), {})}
-        if not usage:
+        if not any(name in u for u in usage_by_pod.values()):
             raise MetricError("FailedGetResourceMetric",
                               f"failed to get {name} utilization: unable to get metrics for resource {name}: "
                               "no metrics returned from resource metrics API")
+        live = [p for p in pods if not pu.is_terminating(p) and pu.phase(p) not in ("Failed", "Succeeded")]
+        usage = {m.name(p): usage_by_pod[m.name(p)][name] for p in live
+                 if name in usage_by_pod.get(m.name(p), {})}
+        if not live or not usage:
+            raise MetricError("FailedGetResourceMetric", f"failed to get {name} utilization: no pods returned by "
+                                                         "selector while calculating replica count")
         missing = {m.name(p) for p in live if m.name(p) not in usage}
         unready = {m.name(p) for p in live if name == "cpu" and not pu.is_pod_ready(p)} - missing
         ready = set(usage) - unready

@@ -1,6 +1,7 @@
 """Two leader-elected controller-managers: kill -9 the active one in the middle of a rollout; the standby
 takes the lease over and finishes the rollout — one new ReplicaSet, never more pods than replicas +
-maxSurge, never fewer ready than replicas - maxUnavailable (observed through a watch)."""
+maxSurge, never fewer ready than replicas - maxUnavailable (observed through a watch). And a replica
+that loses its lease stops its controllers, then leads again with fresh ones."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 
 from tests.harness.apicluster import APICluster
 from tests.integration.test_controller_deployment import deployment, replica_sets, rolled_out, set_image
-from tests.integration.test_controller_support import ControllerManagerProcess, PodWatch, Rest, SimKubelet, wait_for
+from tests.integration.test_controller_support import (ControllerManagerProcess, PodWatch, Rest, SimKubelet,
+                                                       pod_template, wait_for)
 
 NS = "failover"
 NODES = ["fo-n1", "fo-n2", "fo-n3"]
@@ -68,4 +70,41 @@ def test_standby_finishes_a_rollout_after_kill_9(api: APICluster, tmp_path: Path
         watch.stop()
         for p in procs:
             p.kill()
+        kubelet.stop()
+
+
+def test_a_replica_that_loses_the_lease_stops_and_leads_again_later(api: APICluster, tmp_path: Path) -> None:
+    rest = Rest(api)
+    ns = "relead"
+    rest.namespace(ns)
+    kubelet = SimKubelet(api, ["rl-n1"]).start()
+    rest.node("rl-n1")
+    flags = ("--leader-elect", "--leader-elect-lease-duration", str(LEASE), "--leader-elect-renew-deadline",
+             str(RENEW), "--leader-elect-retry-period", str(RETRY), "--controllers", "replicaset",
+             "--leader-elect-resource-name", "cm-relead")
+    cm = ControllerManagerProcess(api, tmp_path, "cm-solo", *flags)
+    lease_path = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/cm-relead"
+    try:
+        cm.wait_ready()
+        wait_for(lambda: ((rest.get(lease_path) or {}).get("spec") or {}).get("holderIdentity") == cm.identity, 30,
+                 "leading")
+        # Someone else takes the lease: the replica must stop its controllers and campaign again.
+        lease = rest.get(lease_path)
+        lease["spec"]["holderIdentity"] = "intruder"
+        lease["spec"]["renewTime"] = lease["spec"]["acquireTime"] = "2030-01-01T00:00:00.000000Z"
+        rest.call("PUT", lease_path, lease)
+        wait_for(lambda: any(r.get("event") == "leader_lost" for r in cm.records()), 30, "leadership lost")
+        # The intruder never renews: after the lease duration the replica leads again with fresh controllers.
+        wait_for(lambda: ((rest.get(lease_path) or {}).get("spec") or {}).get("holderIdentity") == cm.identity, 30,
+                 "leading again")
+        assert sum(1 for r in cm.records() if r.get("event") == "controllers_started") == 2
+        rest.call("POST", f"/apis/apps/v1/namespaces/{ns}/replicasets", {
+            "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "again"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "again"}},
+                     "template": pod_template({"app": "again"})}})
+        wait_for(lambda: ((rest.get(f"/apis/apps/v1/namespaces/{ns}/replicasets/again") or {}).get("status") or {})
+                 .get("readyReplicas") == 2, 30, "the second term's controllers at work")
+        assert not cm.errors(), cm.errors()
+    finally:
+        cm.stop()
         kubelet.stop()

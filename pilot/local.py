@@ -25,7 +25,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,10 @@ class Layout:
     dns_port: int = 10053
     ingress_port: int = 8080
     ingress_tls_port: int = 8443
+    node_ports: dict[str, dict[str, int]] = field(default_factory=dict)  # node -> kubelet / proxy_health
+
+    def node_port(self, node: str, which: str, default: int) -> int:
+        return self.node_ports.get(node, {}).get(which, default)
 
     def node_ip(self, node: str) -> str:
         """Every node has its own loopback address; pods get 127.<10+i>.x.y (the kubelet's pod CIDR)."""
@@ -136,12 +140,13 @@ class Layout:
             out.append(Component(f"kubelet-{node}", [
                 py, "-m", "kubelet", "--node-name", node, "--runtime", "process",
                 "--kubeconfig", str(self.kubeconfig(f"node-{node}")), "--master", masters,
-                "--root-dir", str(self.state_dir / "nodes" / node), "--bind", f"{ip}:10250", "--node-ip", ip,
+                "--root-dir", str(self.state_dir / "nodes" / node), "--bind", f"{ip}:{self.node_port(node, 'kubelet', 10250)}", "--node-ip", ip,
                 "--pod-cidr", self.pod_cidr(node), "--stop-pods-on-exit",
                 "--cluster-dns", f"127.0.0.1:{self.dns_port}"]))
             out.append(Component(f"proxy-{node}", [
                 py, "-m", "proxy", "--kubeconfig", str(self.kubeconfig("proxy")), "--master", masters,
-                "--node-name", node, "--node-ip", ip, "--bind-health", f"{ip}:10256",
+                "--node-name", node, "--node-ip", ip,
+                "--bind-health", f"{ip}:{self.node_port(node, 'proxy_health', 10256)}",
                 *([] if node == self.nodes[0] else ["--no-lb-allocator"])]))
         out.append(Component("dns", [
             py, "-m", "pilot", "dns", "--kubeconfig", str(self.kubeconfig("proxy")), "--master", masters,
@@ -206,6 +211,10 @@ def prepare(state_dir: Path, *, api_port: int = 6443, store_port: int = 23790, s
                       for i in range(1, store_size + 1)],
             "api_ports": [api_port + i if api_port else next(spare) for i in range(apiservers)],
         }
+        # Kubelet and proxy health ports: free ones, so several clusters can share the node addresses.
+        node_spare = iter(free_ports(4))
+        data["node_ports"] = {node: {"kubelet": next(node_spare), "proxy_health": next(node_spare)}
+                              for node in ("n1", "n2")}
         # DNS and ingress: the usual ports when free, any free port otherwise.
         for key, default in (("dns_port", 10053), ("ingress_port", 8080), ("ingress_tls_port", 8443)):
             fallback = next(spare)
@@ -217,7 +226,8 @@ def prepare(state_dir: Path, *, api_port: int = 6443, store_port: int = 23790, s
         layout_file.write_text(json.dumps(data, indent=2) + "\n")
     layout = Layout(state_dir.resolve(), data["store"], data["api_ports"], data.get("schedulers", 2),
                     data.get("controller_managers", 2), tuple(data.get("nodes", ("n1", "n2"))),
-                    data.get("dns_port", 10053), data.get("ingress_port", 8080), data.get("ingress_tls_port", 8443))
+                    data.get("dns_port", 10053), data.get("ingress_port", 8080), data.get("ingress_tls_port", 8443),
+                    data.get("node_ports", {}))
     ensure_cluster_secrets(state_dir, hosts=["127.0.0.1", "localhost"])
     identities = dict(IDENTITIES)
     for node in layout.nodes:

@@ -16,7 +16,8 @@ import pytest
 
 from tests.harness.kvcluster import REPO, free_ports
 
-pytestmark = [pytest.mark.chaos, pytest.mark.slow]
+# Building the image (pip install inside it) takes minutes: more than the suite's default timeout.
+pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 
 def _docker_ok() -> str | None:

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.harness.kvcluster import free_ports, post_json
+from tests.harness.kvcluster import MemberProcesses, free_ports, post_json
 
 ETCD = shutil.which("etcd")
 
@@ -44,7 +43,7 @@ class EtcdMember:
 
 
 @dataclass
-class EtcdCluster:
+class EtcdCluster(MemberProcesses):
     root: Path
     size: int = 3
     binary: str | None = None
@@ -91,35 +90,6 @@ class EtcdCluster:
             with open(m.log_path, "ab") as log:
                 m.proc = subprocess.Popen(self.command(j), stdout=log, stderr=subprocess.STDOUT,
                                           stdin=subprocess.DEVNULL, env=env)
-
-    def signal(self, i: int, sig: int) -> None:
-        proc = self.members[i].proc
-        if proc is not None and proc.poll() is None:
-            os.kill(proc.pid, sig)
-
-    def kill(self, i: int) -> None:
-        self.signal(i, signal.SIGKILL)
-        proc = self.members[i].proc
-        if proc is not None:
-            proc.wait(timeout=10)
-
-    def pause(self, i: int) -> None:
-        self.signal(i, signal.SIGSTOP)
-
-    def resume(self, i: int) -> None:
-        self.signal(i, signal.SIGCONT)
-
-    def restart(self, i: int) -> None:
-        self.kill(i)
-        self.start(i)
-
-    def alive(self, i: int) -> bool:
-        proc = self.members[i].proc
-        return proc is not None and proc.poll() is None
-
-    def pid(self, i: int) -> int | None:
-        proc = self.members[i].proc
-        return proc.pid if proc is not None and proc.poll() is None else None
 
     def status(self, i: int, timeout: float = 1.0) -> dict[str, Any] | None:
         try:
@@ -168,25 +138,3 @@ class EtcdCluster:
                     raise TimeoutError(f"etcd member {i} never answered a linearizable read; logs in {self.root}")
                 time.sleep(0.1)
         return leader
-
-    def logs(self) -> str:
-        out = []
-        for m in self.members:
-            if m.log_path.exists():
-                out.append(f"==== {m.name} ====\n" + m.log_path.read_text(errors="replace")[-4000:])
-        return "\n".join(out)
-
-    def close(self) -> None:
-        for i in range(self.size):
-            self.resume(i)
-            proc = self.members[i].proc
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=10)
-
-    def __enter__(self) -> EtcdCluster:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -57,8 +57,82 @@ class Member:
         return f"127.0.0.1:{self.peer_port}"
 
 
+class MemberProcesses:
+    """Process control shared by the store and etcd harnesses (``members[i].proc``/``log_path``).
+
+    ``kill`` is SIGKILL, ``pause`` SIGSTOP, ``stop`` SIGTERM with a bounded wait. Subclasses provide
+    ``start(i=None)``.
+    """
+
+    members: list[Any]
+    size: int
+
+    def signal(self, i: int, sig: int) -> None:
+        proc = self.members[i].proc
+        if proc is not None and proc.poll() is None:
+            os.kill(proc.pid, sig)
+
+    def kill(self, i: int) -> None:
+        self.signal(i, signal.SIGKILL)
+        proc = self.members[i].proc
+        if proc is not None:
+            proc.wait(timeout=10)
+
+    def pause(self, i: int) -> None:
+        self.signal(i, signal.SIGSTOP)
+
+    def resume(self, i: int) -> None:
+        self.signal(i, signal.SIGCONT)
+
+    def stop(self, i: int, timeout: float = 10.0) -> None:
+        proc = self.members[i].proc
+        if proc is None or proc.poll() is not None:
+            return
+        self.resume(i)
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+    def restart(self, i: int) -> None:
+        self.kill(i)
+        self.start(i)
+
+    def alive(self, i: int) -> bool:
+        proc = self.members[i].proc
+        return proc is not None and proc.poll() is None
+
+    def pid(self, i: int) -> int | None:
+        proc = self.members[i].proc
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    def logs(self) -> str:
+        out = []
+        for m in self.members:
+            if m.log_path.exists():
+                out.append(f"==== {m.name} ====\n" + m.log_path.read_text(errors="replace")[-4000:])
+        return "\n".join(out)
+
+    def close(self) -> None:
+        for i in range(self.size):
+            self.resume(i)
+            proc = self.members[i].proc
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 @dataclass
-class KVCluster:
+class KVCluster(MemberProcesses):
     root: Path
     size: int = 3
     extra_args: tuple[str, ...] = ()
@@ -99,43 +173,6 @@ class KVCluster:
             m.proc = subprocess.Popen(self.command(j), stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
                                       env={**os.environ, "PYTHONUNBUFFERED": "1"})
             log.close()
-
-    def signal(self, i: int, sig: int) -> None:
-        proc = self.members[i].proc
-        if proc is not None and proc.poll() is None:
-            os.kill(proc.pid, sig)
-
-    def kill(self, i: int) -> None:
-        self.signal(i, signal.SIGKILL)
-        proc = self.members[i].proc
-        if proc is not None:
-            proc.wait(timeout=10)
-
-    def pause(self, i: int) -> None:
-        self.signal(i, signal.SIGSTOP)
-
-    def resume(self, i: int) -> None:
-        self.signal(i, signal.SIGCONT)
-
-    def stop(self, i: int, timeout: float = 10.0) -> None:
-        proc = self.members[i].proc
-        if proc is None or proc.poll() is not None:
-            return
-        self.resume(i)
-        proc.terminate()
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-    def restart(self, i: int) -> None:
-        self.kill(i)
-        self.start(i)
-
-    def alive(self, i: int) -> bool:
-        proc = self.members[i].proc
-        return proc is not None and proc.poll() is None
 
     def status(self, i: int, timeout: float = 1.0) -> dict[str, Any] | None:
         try:
@@ -178,25 +215,3 @@ class KVCluster:
                 pass
             time.sleep(0.1)
         raise TimeoutError("cluster never answered a linearizable read")
-
-    def logs(self) -> str:
-        out = []
-        for m in self.members:
-            if m.log_path.exists():
-                out.append(f"==== {m.name} ====\n" + m.log_path.read_text(errors="replace")[-4000:])
-        return "\n".join(out)
-
-    def close(self) -> None:
-        for i in range(self.size):
-            self.resume(i)
-            proc = self.members[i].proc
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=10)
-
-    def __enter__(self) -> KVCluster:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

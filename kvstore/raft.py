@@ -189,7 +189,7 @@ class RaftNode(SyncObj):  # type: ignore[misc]
         )
         super().__init__(cfg.self_addr, [p for p in cfg.peers if p != cfg.self_addr], conf,
                          transportClass=SecureTransport)
-        self.addOnTickCallback(self.before_send)
+        self.addOnTickCallback(self.sync_log)
         if len(cfg.peers) <= 1:
             self.addOnTickCallback(self._commit_alone)
 
@@ -200,7 +200,26 @@ class RaftNode(SyncObj):  # type: ignore[misc]
         self._applyCommand(payload, callback, _COMMAND_TYPE.REGULAR)
 
     def before_send(self) -> None:
+        """A follower or candidate makes its log durable before any message leaves (its acks promise it).
+
+        The leader does not: like etcd, it replicates entries while writing them to its own disk, and
+        counts itself toward a commit only once they are synced (``_onTick`` syncs before the commit
+        index is computed; ``sync_log`` at the end of every tick). Commit latency becomes
+        max(leader fsync, follower round trip + fsync) instead of their sum.
+        """
+        if self._SyncObj__raftState != _RAFT_STATE.LEADER:
+            self._SyncObj__raftLog.sync()
+
+    def sync_log(self) -> None:
         self._SyncObj__raftLog.sync()
+
+    def _onTick(self, timeToWait: float = 0.0) -> None:  # noqa: N802,N803 - pysyncobj's name
+        # The leader counts its own log as matched when it computes the commit index: whatever it
+        # appended since its last sync (the no-op of a new term, entries added while polling) must be
+        # durable first.
+        if self._SyncObj__raftState == _RAFT_STATE.LEADER:
+            self._SyncObj__raftLog.sync()
+        super()._onTick(timeToWait)
 
     def _commit_alone(self) -> None:
         """A lone member commits what it appended on its next tick; wake that tick at once.

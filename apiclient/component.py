@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from .leaderelection import LeaderElectionConfig, LeaderElector, default_identity
+from .logs import dump_tasks_on_signal
 from .rest import RESTClient
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ async def run_until_signal(work: Awaitable[Any], *, name: str = "main") -> BaseE
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    dump_tasks_on_signal(loop)
     stopper = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait({main, stopper}, return_when=asyncio.FIRST_COMPLETED)

@@ -41,3 +41,23 @@ def setup_logging(level: str = "INFO", *, stream: Any = None) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def dump_tasks_on_signal(loop: Any, signum: int | None = None) -> None:
+    """On SIGUSR1 (by default) log every asyncio task with its stack: a stuck coroutine shows where it waits.
+
+    The operator's answer to "the component is alive but does nothing" (Go programs print goroutines on
+    SIGQUIT); tests use it to explain a hang before they tear the process down.
+    """
+    import asyncio
+    import io
+    import signal as signals
+
+    def dump() -> None:
+        for task in asyncio.all_tasks(loop):
+            out = io.StringIO()
+            task.print_stack(limit=30, file=out)
+            logging.getLogger("tasks").warning("task %s", task.get_name(),
+                                               extra={"event": "task_dump", "stack": out.getvalue()})
+
+    loop.add_signal_handler(signum or signals.SIGUSR1, dump)

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from apiclient.config import load_config
-from apiclient.logs import setup_logging
+from apiclient.logs import dump_tasks_on_signal, setup_logging
 from apiclient.rest import RESTClient
 
 from .certs import ensure_serving_cert
@@ -114,6 +114,7 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    dump_tasks_on_signal(loop)
     starter = asyncio.create_task(kubelet.start(server), name="kubelet-start")
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait({starter, stopper}, return_when=asyncio.FIRST_COMPLETED)

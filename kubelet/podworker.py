@@ -161,14 +161,24 @@ class PodWorker:
         self._wake.set()
 
     def wake_after(self, delay: float) -> None:
+        """Sync again in ``delay`` seconds (an earlier pending wake-up is kept).
+
+        Whether a timer is pending is tracked by the timer itself (``_on_timer`` clears it), never by
+        comparing clocks: uvloop fires a timer up to a millisecond before its ``when`` as read by
+        ``loop.time()``, and a sync run by that timer would see it as still pending and lose its wake-up.
+        """
         loop = asyncio.get_running_loop()
         at = loop.time() + max(0.0, delay)
-        if self._timer is not None and not self._timer.cancelled() and self._timer_at <= at and self._timer_at > loop.time():
+        if self._timer is not None and self._timer_at <= at:
             return
         if self._timer is not None:
             self._timer.cancel()
         self._timer_at = at
-        self._timer = loop.call_at(at, self._wake.set)
+        self._timer = loop.call_at(at, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._wake.set()
 
     async def stop(self) -> None:
         """Stop the worker (kubelet shutdown): containers keep running."""
@@ -339,7 +349,7 @@ class PodWorker:
             history = grouped.get(name) or []
             latest = history[-1] if history else None
             if latest is None:
-                if self.retry_at.get(name, 0.0) <= asyncio.get_running_loop().time():
+                if self._start_allowed(name):
                     await self._start(spec, "regular", 0)
                 continue
             if latest.running or not should_restart(self.policy, latest.exit_code):
@@ -351,6 +361,8 @@ class PodWorker:
         key = (self.uid, name)
         backoff = self.agent.backoff
         remaining = backoff.remaining(key, started_at=latest.started_at, finished_at=latest.finished_at, now=now)
+        log.debug("pod %s: container %s exited (attempt %d), back-off %.3fs remaining",
+                  self.key, name, latest.attempt, remaining)
         if remaining > 0:
             message = (f"back-off {go_duration(backoff.current(key))} restarting failed container={name} "
                        f"pod={m.name(self.pod)}_{m.namespace(self.pod)}({self.uid})")
@@ -360,10 +372,18 @@ class PodWorker:
             self.waiting[name] = ("CrashLoopBackOff", message)
             self.wake_after(remaining)
             return
-        if self.retry_at.get(name, 0.0) > asyncio.get_running_loop().time():
+        if not self._start_allowed(name):
             return
         backoff.next(key, now=now)
         await self._start(spec, kind, latest.attempt + 1)
+
+    def _start_allowed(self, name: str) -> bool:
+        """False while a failed start of ``name`` waits for its retry time (a wake-up is then pending)."""
+        wait = self.retry_at.get(name, 0.0) - asyncio.get_running_loop().time()
+        if wait > 0:
+            self.wake_after(wait)
+            return False
+        return True
 
     async def _start(self, spec: Obj, kind: str, attempt: int) -> None:
         name = spec["name"]

@@ -18,7 +18,7 @@ import orjson
 import yaml
 from aiohttp import web
 
-from apimachinery import errors
+from apimachinery import errors, fieldmanager
 from apimachinery import meta as m
 from apimachinery.errors import StatusError
 from apimachinery.protobuf import UnsupportedKindError
@@ -217,7 +217,7 @@ class Handlers:
         request["info"] = RequestInfo(rt, info.namespace, meta["name"], "")  # the audit log names the object
         strategy = self.strategy(rt)
         strategy.prepare_create(obj)
-        _record_manager(obj, request.query.get("fieldManager") or _default_manager(request), "Update", rt)
+        _record_update(None, obj, request.query.get("fieldManager") or _default_manager(request), rt)
         dry_run = request.query.get("dryRun") == "All"
         op = Operation("create", info, user, obj, None, dry_run)
         await self.admit(op)
@@ -446,7 +446,10 @@ class Handlers:
 
     async def _prepare_update(self, info: RequestInfo, user: UserInfo, new: dict[str, Any], current: dict[str, Any], *,
                               status_only: bool, manager: str, dry_run: bool,
-                              warnings: list[str] | None = None) -> dict[str, Any]:
+                              warnings: list[str] | None = None, applied: dict[str, Any] | None = None,
+                              force: bool = False) -> dict[str, Any]:
+        """Strategy, field ownership (an Update by ``manager``, or its server-side apply of ``applied``),
+        admission and validation of an update."""
         rt = info.rt
         strategy = self.strategy(rt)
         new = m.deep_copy(new)
@@ -454,7 +457,13 @@ class Handlers:
             new = strategy.prepare_status_update(new, current)
         else:
             strategy.prepare_update(new, current)
-        _record_manager(new, manager, "Update", rt, subresource=info.subresource)
+        if applied is not None:
+            new = fieldmanager.apply(current, fieldmanager.strip_for_scope(applied, info.subresource), new,
+                                     manager=manager, api_version=rt.api_version, now=m.now_rfc3339(),
+                                     schema=fieldmanager.schema_for(rt.kind, rt.group), force=force,
+                                     subresource=info.subresource, kind=rt.kind, group=rt.group, name=info.name)
+        else:
+            _record_update(current, new, manager, rt, subresource=info.subresource)
         op = Operation("update", info, user, new, current, dry_run)
         await self.admit(op)
         if warnings is not None:  # retried attempts re-admit: keep each warning once
@@ -502,6 +511,10 @@ class Handlers:
         dry_run = request.query.get("dryRun") == "All"
         manager = request.query.get("fieldManager", "")
         status_only = info.subresource == "status"
+        force = request.query.get("force", "").lower() == "true"
+        if force and ctype != "application/apply-patch+yaml":
+            raise errors.invalid(kind="PatchOptions", group="meta.k8s.io", name="",
+                                 causes=[_invalid("force", True, "may not be specified for non-apply patch")])
         if ctype == "application/apply-patch+yaml":
             if not manager:
                 raise errors.invalid(kind="PatchOptions", group="meta.k8s.io", name="",
@@ -536,13 +549,10 @@ class Handlers:
             want_rv = (patch.get("metadata") or {}).get("resourceVersion") if isinstance(patch, dict) else None
             if want_rv and want_rv != current["metadata"]["resourceVersion"]:
                 raise errors.conflict(resource=rt.plural, group=rt.group, name=info.name)
-            op = "Apply" if ctype == "application/apply-patch+yaml" else "Update"
-            updated = await self._prepare_update(info, user, patched, current, status_only=status_only,
-                                                 manager=manager or _default_manager(request), dry_run=dry_run,
-                                                 warnings=warnings)
-            if op == "Apply":
-                _record_manager(updated, manager, "Apply", rt)
-            return updated
+            applied = patch if ctype == "application/apply-patch+yaml" else None
+            return await self._prepare_update(info, user, patched, current, status_only=status_only,
+                                              manager=manager or _default_manager(request), dry_run=dry_run,
+                                              warnings=warnings, applied=applied, force=force)
 
         updated = await self._write(info, mutate, dry_run)
         return _json_response(updated, 200, _warning_headers(warnings))
@@ -573,7 +583,10 @@ class Handlers:
         warnings = self.field_validation(request, rt, obj)
         strategy = self.strategy(rt)
         strategy.prepare_create(obj)
-        _record_manager(obj, manager, "Apply", rt)
+        obj = fieldmanager.apply(None, fieldmanager.strip_for_scope(intent, ""), obj, manager=manager,
+                                 api_version=rt.api_version, now=m.now_rfc3339(),
+                                 schema=fieldmanager.schema_for(rt.kind, rt.group), force=True, kind=rt.kind,
+                                 group=rt.group, name=info.name)
         op = Operation("create", info, user, obj, None, dry_run)
         await self.admit(op)
         try:
@@ -844,19 +857,11 @@ def _default_manager(request: web.Request) -> str:
     return agent.split("/", 1)[0][:128] or "unknown"
 
 
-def _record_manager(obj: dict[str, Any], manager: str, operation: str, rt: ResourceType, *, subresource: str = "") -> None:
-    if not manager:
-        return
-    meta = obj.setdefault("metadata", {})
-    entries = [e for e in meta.get("managedFields") or []
-               if not (e.get("manager") == manager and e.get("operation") == operation
-                       and e.get("subresource", "") == subresource)]
-    entry: dict[str, Any] = {"manager": manager, "operation": operation, "apiVersion": rt.api_version,
-                             "time": m.now_rfc3339(), "fieldsType": "FieldsV1", "fieldsV1": {}}
-    if subresource:
-        entry["subresource"] = subresource
-    entries.append(entry)
-    meta["managedFields"] = entries
+def _record_update(old: dict[str, Any] | None, new: dict[str, Any], manager: str, rt: ResourceType, *,
+                   subresource: str = "") -> None:
+    """Field ownership of a create (``old`` None), update or non-apply patch by ``manager``."""
+    fieldmanager.record_update(old, new, manager=manager, api_version=rt.api_version, now=m.now_rfc3339(),
+                               schema=fieldmanager.schema_for(rt.kind, rt.group), subresource=subresource)
 
 
 def _deletion_finalizers(rt: ResourceType, obj: dict[str, Any], options: dict[str, Any]) -> list[str]:

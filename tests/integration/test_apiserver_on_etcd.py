@@ -255,8 +255,13 @@ data: {mode: "%s"}
     assert "kubectl.kubernetes.io/last-applied-configuration" in got["metadata"]["annotations"]
     table = eapi.kubectl("get", "configmaps").stdout
     assert "kc-etcd-config" in table and table.splitlines()[0].split()[:2] == ["NAME", "DATA"]
+    # Fields set by the client-side apply belong to "kubectl-client-side-apply": changing them is a conflict...
     out = eapi.kubectl("apply", "--server-side", "--field-manager=etcd-test", "-f", "-", input=manifest % (4, "b"),
                        check=False)
+    assert out.returncode != 0 and 'conflict with "kubectl-client-side-apply"' in out.stderr, out.stderr
+    # ... until the new manager forces them over.
+    out = eapi.kubectl("apply", "--server-side", "--field-manager=etcd-test", "--force-conflicts", "-f", "-",
+                       input=manifest % (4, "b"), check=False)
     assert out.returncode == 0, out.stderr
     got = json.loads(eapi.kubectl("get", "configmap", "kc-etcd-config", "-o", "json").stdout)
     assert got["data"] == {"mode": "b"}

@@ -263,7 +263,8 @@ class PodWorker:
                 pod_uid=self.uid, name=m.name(self.pod), namespace=m.namespace(self.pod),
                 node_name=self.agent.name, pod_dir=self.agent.pod_dir(self.uid),
                 hostname=self.spec.get("hostname") or m.name(self.pod), labels=dict(m.labels(self.pod)),
-                annotations=dict(m.annotations(self.pod)), host_network=bool(self.spec.get("hostNetwork"))))
+                annotations=dict(m.annotations(self.pod)), host_network=bool(self.spec.get("hostNetwork")),
+                dns_policy=self.spec.get("dnsPolicy") or "ClusterFirst", dns_config=self.spec.get("dnsConfig") or {}))
         if self.agent.volumes is not None and not self.volumes_ready:
             try:
                 await self.agent.volumes.setup(self.pod, pod_ip=self.pod_ip)

@@ -24,7 +24,7 @@ import hashlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 # Labels the kubelet puts on every container (Docker's names; the process runtime stores them in a file).
 LABEL_POD_NAME = "io.kubernetes.pod.name"
@@ -76,6 +76,8 @@ class SandboxConfig:
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
     host_network: bool = False
+    dns_policy: str = "ClusterFirst"  # spec.dnsPolicy and spec.dnsConfig (docker runtime: the pod's resolv.conf)
+    dns_config: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -26,7 +26,9 @@ import contextlib
 import logging
 import math
 import os
+import re
 import shutil
+import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -41,7 +43,38 @@ from .base import (EXITED, LABEL_CONTAINER_NAME, LABEL_NODE_NAME, LABEL_POD_NAME
 log = logging.getLogger(__name__)
 
 LABEL_TYPE = "io.kubernetes.docker.type"
+LABEL_RESOLV = "io.pilothouse.resolv-conf"  # the sandbox's resolv.conf on the node (kept across kubelet restarts)
 DEFAULT_SANDBOX_IMAGE = "registry.k8s.io/pause:3.10"
+
+
+def _parse_resolv(path: Path) -> tuple[list[str], list[str], dict[str, str]]:
+    """nameservers, search domains and options of a resolv.conf (empty when unreadable)."""
+    nameservers: list[str] = []
+    searches: list[str] = []
+    options: dict[str, str] = {}
+    with contextlib.suppress(OSError):
+        for line in path.read_text().splitlines():
+            words = line.split("#", 1)[0].split()
+            if len(words) >= 2 and words[0] == "nameserver":
+                nameservers.append(words[1])
+            elif words and words[0] in ("search", "domain"):
+                searches = words[1:]
+            elif words and words[0] == "options":
+                for opt in words[1:]:
+                    name, _, value = opt.partition(":")
+                    options[name] = value
+    return nameservers, searches, options
+
+
+def _split_host_port(text: str) -> tuple[str, int]:
+    """``host``, ``host:port``, ``[v6]:port`` or a bare IPv6 address; the port defaults to 53."""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") else 53
+    if text.count(":") == 1:
+        host, _, port = text.partition(":")
+        return host, int(port)
+    return text, 53
 
 
 def _ts(text: str | None) -> float:
@@ -95,13 +128,21 @@ class DockerRuntime(Runtime):
 
     def __init__(self, root: Path, *, node_name: str, docker_host: str | None = None, network: str | None = None,
                  sandbox_image: str = DEFAULT_SANDBOX_IMAGE, log_max_bytes: int = 10 * 1024 * 1024,
-                 log_max_files: int = 5) -> None:
+                 log_max_files: int = 5, cluster_dns: str = "", cluster_domain: str = "cluster.local",
+                 dns_refresh: float = 10.0) -> None:
         super().__init__()
         self.root = Path(root)
         self.node_name = node_name
         self.docker_host = docker_host
         self.network = network
         self.sandbox_image = sandbox_image
+        self.cluster_dns = cluster_dns
+        self.cluster_domain = cluster_domain
+        self.dns_refresh = dns_refresh
+        self._dns_ip = ""
+        self._resolv: dict[str, Path] = {}  # pod uid -> its resolv.conf (bind-mounted into its containers)
+        self._pull_backoff: dict[str, tuple[float, float]] = {}  # image -> (retry at, current backoff)
+        self._dns_task: asyncio.Task[None] | None = None
         self.log_max_bytes = log_max_bytes
         self.log_max_files = log_max_files
         self.docker: Any = None
@@ -120,22 +161,33 @@ class DockerRuntime(Runtime):
         import aiodocker
 
         self.docker = aiodocker.Docker(url=self.docker_host)
+        if self.network == "auto":
+            self.network = await self._own_network()
+            log.info("pod network: %s (the network of this kubelet's container)", self.network)
         listed = await self.docker.containers.list(all=True, filters={"label": [f"{LABEL_NODE_NAME}={self.node_name}"]})
         for item in listed:
             info = await item.show()
             labels = info["Config"].get("Labels") or {}
             uid = labels.get(LABEL_POD_UID, "")
             if labels.get(LABEL_TYPE) == "podsandbox":
-                if info["State"].get("Running"):
+                if info["State"].get("Running") and uid not in self._sandboxes:
                     self._sandboxes[uid] = SandboxStatus(uid, self._ip(info))
                     self._sandbox_ids[uid] = info["Id"]
+                    if labels.get(LABEL_RESOLV):
+                        self._resolv[uid] = Path(labels[LABEL_RESOLV])
+                else:  # a sandbox that stopped (or never started) holds nothing: its pod gets a new one
+                    await self._delete_quietly(info["Id"])
                 continue
             status = self._status(info)
             self._containers[status.id] = status
             if status.running:
                 self._follow(status, since=self._log_since(status))
+        if self.cluster_dns:
+            self._dns_task = asyncio.get_running_loop().create_task(self._refresh_dns())
 
     async def close(self) -> None:
+        if self._dns_task is not None:
+            self._dns_task.cancel()
         for tasks in self._tasks.values():
             for t in tasks:
                 t.cancel()
@@ -143,6 +195,39 @@ class DockerRuntime(Runtime):
             await self.docker.close()
 
     # ------------------------------------------------------------------ helpers
+
+    async def _own_network(self) -> str:
+        """``--docker-network auto``: the network of the container this kubelet runs in.
+
+        docker compose names its network ``<project>_default``, and the project name is chosen by
+        whoever runs ``docker compose -p``: asking the engine about our own container is the one
+        answer that is always right. The container is found by the id in the paths Docker
+        bind-mounts (``/etc/hostname``, ``/etc/resolv.conf``: ``.../containers/<id>/...``), else by
+        the host name (a container's default host name is its short id).
+        """
+        from aiodocker.exceptions import DockerError
+
+        candidates: list[str] = []
+        with contextlib.suppress(OSError):
+            candidates += re.findall(r"/containers/([0-9a-f]{64})/", Path("/proc/self/mountinfo").read_text())
+        candidates.append(socket.gethostname())
+        for ref in dict.fromkeys(candidates):
+            try:
+                info = await self.docker.containers.container(ref).show()
+            except DockerError:
+                continue
+            networks = sorted((info.get("NetworkSettings") or {}).get("Networks") or {})
+            networks = [n for n in networks if n not in ("host", "none")]
+            if networks:
+                return networks[0]
+        raise RuntimeError_("NetworkNotFound", "--docker-network auto: this kubelet does not run in a Docker "
+                                                "container on a network (give the network's name instead)")
+
+    async def _delete_quietly(self, cid: str) -> None:
+        from aiodocker.exceptions import DockerError
+
+        with contextlib.suppress(DockerError, OSError, asyncio.TimeoutError):
+            await self.docker.containers.container(cid).delete(force=True)
 
     def _ip(self, info: dict[str, Any]) -> str:
         networks = (info.get("NetworkSettings") or {}).get("Networks") or {}
@@ -189,12 +274,20 @@ class DockerRuntime(Runtime):
             return
         if policy == "Never":
             raise RuntimeError_("ErrImageNeverPull", f'Container image "{image}" is not present with pull policy of Never')
+        # As the kubelet's image puller: after a failed pull the image is not asked for again until its
+        # back-off (10 s, doubling up to 5 min) has passed; meanwhile the answer is ImagePullBackOff.
+        retry_at, backoff = self._pull_backoff.get(image, (0.0, 0.0))
+        if not present and time.monotonic() < retry_at:
+            raise RuntimeError_("ImagePullBackOff", f'Back-off pulling image "{image}"')
         try:
             await self.docker.images.pull(image)
         except DockerError as exc:
+            backoff = min(300.0, backoff * 2) if backoff else 10.0
+            self._pull_backoff[image] = (time.monotonic() + backoff, backoff)
             if present:
                 return
             raise RuntimeError_("ErrImagePull", f'failed to pull image "{image}": {exc.message}') from exc
+        self._pull_backoff.pop(image, None)
 
     def _follow(self, status: ContainerStatus, since: float | None = None) -> None:
         loop = asyncio.get_running_loop()
@@ -273,9 +366,94 @@ class DockerRuntime(Runtime):
         finally:
             writer.f.close()
 
+    # ------------------------------------------------------------------ cluster DNS
+
+    async def _lookup_dns(self) -> str:
+        """The address of ``--cluster-dns`` (a name such as compose's ``dns`` is resolved here)."""
+        host, port = _split_host_port(self.cluster_dns)
+        if port != 53 and not self._dns_ip:
+            log.warning("cluster DNS %s: pods' resolvers ask port 53 only, not %d", self.cluster_dns, port)
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_DGRAM)
+        except OSError as exc:
+            log.warning("cluster DNS %s does not resolve: %r", self.cluster_dns, exc)
+            return self._dns_ip
+        return str(infos[0][4][0]) if infos else self._dns_ip
+
+    def resolv_conf(self, config: SandboxConfig) -> str | None:
+        """The pod's resolv.conf as the kubelet writes it, or None to keep the engine's (``Default``).
+
+        ``ClusterFirst`` (``ClusterFirstWithHostNet`` on the host network): the cluster DNS, the search
+        path ``<ns>.svc.<domain> svc.<domain> <domain>`` and ``ndots:5``. A ``ClusterFirst`` pod on the
+        host network, any pod while no cluster DNS is configured, and ``Default`` get the node's
+        (here: the engine's, which on a user-defined network is Docker's embedded DNS, as for the
+        kubelet itself). ``None``: only ``dnsConfig``. ``dnsConfig`` nameservers and searches are
+        appended, its options override by name. libc resolvers only ask port 53: the DNS must listen there.
+        """
+        policy = config.dns_policy or "ClusterFirst"
+        extra = config.dns_config or {}
+        cluster = policy == "ClusterFirstWithHostNet" or (policy == "ClusterFirst" and not config.host_network)
+        nameservers: list[str] = []
+        searches: list[str] = []
+        options: dict[str, str] = {}
+        if cluster and self._dns_ip:
+            d = self.cluster_domain
+            nameservers = [self._dns_ip]
+            searches = [f"{config.namespace}.svc.{d}", f"svc.{d}", d]
+            options = {"ndots": "5"}
+        elif policy != "None":
+            if not extra:
+                return None
+            nameservers, searches, options = _parse_resolv(Path("/etc/resolv.conf"))
+        nameservers += [str(n) for n in extra.get("nameservers") or []]
+        searches += [str(n) for n in extra.get("searches") or []]
+        for opt in extra.get("options") or []:
+            if opt.get("name"):
+                options[str(opt["name"])] = "" if opt.get("value") in (None, "") else str(opt["value"])
+        lines = [f"nameserver {n}" for n in list(dict.fromkeys(nameservers))[:3]]
+        if searches:
+            lines.append("search " + " ".join(list(dict.fromkeys(searches))[:32]))
+        if options:
+            lines.append("options " + " ".join(f"{k}:{v}" if v else k for k, v in options.items()))
+        return "\n".join(lines) + "\n"
+
+    def _write_resolv(self, config: SandboxConfig) -> Path | None:
+        text = self.resolv_conf(config)
+        if text is None:
+            return None
+        path = self.root / "sandboxes" / config.pod_uid / "resolv.conf"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        self._resolv[config.pod_uid] = path
+        return path
+
+    async def _refresh_dns(self) -> None:
+        """Follow the cluster DNS's address (a restarted compose service may get another one).
+
+        The pods' resolv.conf files are rewritten in place (same inode, never renamed over): their
+        containers see them through bind mounts, which keep pointing at the original inode.
+        """
+        while True:
+            ip = await self._lookup_dns()
+            if ip and ip != self._dns_ip:
+                old, self._dns_ip = self._dns_ip, ip
+                if old:
+                    log.info("cluster DNS %s moved from %s to %s", self.cluster_dns, old, ip)
+                    for path in list(self._resolv.values()):
+                        with contextlib.suppress(OSError):
+                            text = path.read_text()
+                            fixed = text.replace(f"nameserver {old}\n", f"nameserver {ip}\n")
+                            if fixed != text:
+                                with open(path, "r+") as f:
+                                    f.write(fixed)
+                                    f.truncate()
+            await asyncio.sleep(self.dns_refresh)
+
     # ------------------------------------------------------------------ sandboxes
 
     async def run_pod_sandbox(self, config: SandboxConfig) -> SandboxStatus:
+        from aiodocker.exceptions import DockerError
+
         existing = self._sandboxes.get(config.pod_uid)
         if existing is not None:
             return existing
@@ -291,7 +469,13 @@ class DockerRuntime(Runtime):
         # A pause image sleeps by itself; any other image holds the namespace with a shell loop.
         cmd = None if "pause" in image.rsplit("/", 1)[-1] else [
             "sh", "-c", "trap 'exit 0' TERM; while true; do sleep 3600 & wait $!; done"]
+        if self.cluster_dns and not self._dns_ip:
+            self._dns_ip = await self._lookup_dns()
+        resolv = self._write_resolv(config)
         host_config: dict[str, Any] = {"NetworkMode": "host" if config.host_network else (self.network or "bridge")}
+        if resolv is not None:
+            host_config["Binds"] = [f"{resolv}:/etc/resolv.conf:ro"]
+            labels[LABEL_RESOLV] = str(resolv)
         body: dict[str, Any] = {"Image": image, "Labels": labels, "Hostname": config.hostname[:63] or None,
                                 "HostConfig": host_config}
         if cmd:
@@ -300,8 +484,14 @@ class DockerRuntime(Runtime):
             body.pop("Hostname")
         container = await self.docker.containers.create(body, name=f"k8s_POD_{config.name}_{config.namespace}_"
                                                                      f"{config.pod_uid[:8]}_{int(time.time())}")
-        await container.start()
-        info = await container.show()
+        try:
+            await container.start()
+            info = await container.show()
+        except DockerError as exc:
+            # A sandbox that did not start is useless: remove it now, not one per retry forever.
+            await self._delete_quietly(container.id)
+            raise RuntimeError_("CreatePodSandboxError", f"sandbox for pod {config.namespace}/{config.name}: "
+                                                         f"{exc.message}") from exc
         sandbox = SandboxStatus(config.pod_uid, self._ip(info))
         self._sandboxes[config.pod_uid] = sandbox
         self._sandbox_ids[config.pod_uid] = info["Id"]
@@ -312,6 +502,8 @@ class DockerRuntime(Runtime):
             await self.remove_container(c.id)
         sid = self._sandbox_ids.pop(pod_uid, None)
         self._sandboxes.pop(pod_uid, None)
+        self._resolv.pop(pod_uid, None)
+        shutil.rmtree(self.root / "sandboxes" / pod_uid, ignore_errors=True)
         if sid is not None:
             with contextlib.suppress(Exception):
                 await self.docker.containers.container(sid).delete(force=True)
@@ -333,6 +525,10 @@ class DockerRuntime(Runtime):
         for mount in config.mounts:
             source = os.path.join(mount.host_path, mount.sub_path) if mount.sub_path else mount.host_path
             binds.append(f"{os.path.realpath(source)}:{mount.container_path}{':ro' if mount.read_only else ''}")
+        resolv = self._resolv.get(sandbox.pod_uid)
+        if resolv is not None and resolv.exists() and not any(m.container_path == "/etc/resolv.conf"
+                                                              for m in config.mounts):
+            binds.append(f"{resolv}:/etc/resolv.conf:ro")
         host_config: dict[str, Any] = {"NetworkMode": f"container:{sid}" if sid else "none", "Binds": binds}
         if config.memory_limit:
             host_config["Memory"] = config.memory_limit

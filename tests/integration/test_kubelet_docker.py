@@ -103,3 +103,97 @@ async def test_docker_runtime_contract(docker_rt: object, tmp_path: Path) -> Non
         await again.remove_pod_sandbox("d1")
     finally:
         await again.close()
+
+
+async def _labels(rt: object, cid: str) -> dict[str, str]:
+    info = await rt.docker.containers.container(cid).show()  # type: ignore[attr-defined]
+    return info["Config"]["Labels"]
+
+
+async def test_docker_pod_resolv_conf_labels_and_dns_moves(tmp_path: Path) -> None:
+    """ClusterFirst pods get the cluster DNS in /etc/resolv.conf; the file follows the DNS's address."""
+    reason = await _engine_and_image()
+    if reason:
+        pytest.skip(reason)
+    from kubelet.runtime.docker import DockerRuntime
+
+    # Nothing has to answer at these addresses: the test reads the file the containers see.
+    rt = DockerRuntime(tmp_path / "root", node_name=f"dns-{os.getpid()}", sandbox_image=IMAGE,
+                       cluster_dns="10.96.0.10:53", dns_refresh=0.2)
+    await rt.start()
+    try:
+        sb = await rt.run_pod_sandbox(SandboxConfig("r1", "p", "ns", "n", tmp_path / "pod"))
+        c = await rt.start_container(sb, cfg("r1", "app", ("sleep", "300")))
+        want = ("nameserver 10.96.0.10\nsearch ns.svc.cluster.local svc.cluster.local cluster.local\n"
+                "options ndots:5\n")
+        assert (await rt.exec_sync(c.id, ["cat", "/etc/resolv.conf"], 10)).stdout.decode() == want
+        for cid in (c.id, rt._sandbox_ids["r1"]):  # noqa: SLF001
+            labels = await _labels(rt, cid)
+            assert (labels["io.kubernetes.pod.name"], labels["io.kubernetes.pod.namespace"],
+                    labels["io.kubernetes.pod.uid"]) == ("p", "ns", "r1")
+        # The DNS service got another address (a restarted compose service): running containers see it.
+        rt.cluster_dns = "10.96.0.11"
+        seen = ""
+        for _ in range(100):
+            seen = (await rt.exec_sync(c.id, ["cat", "/etc/resolv.conf"], 10)).stdout.decode()
+            if seen.startswith("nameserver 10.96.0.11\n"):
+                break
+            await asyncio.sleep(0.1)
+        assert seen == want.replace("10.96.0.10", "10.96.0.11")
+
+        # dnsPolicy None: dnsConfig only; Default: the engine's own file, not ours.
+        none = await rt.run_pod_sandbox(SandboxConfig(
+            "r2", "q", "ns", "n", tmp_path / "pod2", dns_policy="None",
+            dns_config={"nameservers": ["192.0.2.1"], "searches": ["example.test"],
+                        "options": [{"name": "ndots", "value": "2"}, {"name": "edns0"}]}))
+        c2 = await rt.start_container(none, cfg("r2", "app", ("sleep", "300")))
+        assert (await rt.exec_sync(c2.id, ["cat", "/etc/resolv.conf"], 10)).stdout.decode() == (
+            "nameserver 192.0.2.1\nsearch example.test\noptions ndots:2 edns0\n")
+        default = await rt.run_pod_sandbox(SandboxConfig("r3", "d", "ns", "n", tmp_path / "pod3",
+                                                         dns_policy="Default"))
+        c3 = await rt.start_container(default, cfg("r3", "app", ("sleep", "300")))
+        assert "10.96.0.1" not in (await rt.exec_sync(c3.id, ["cat", "/etc/resolv.conf"], 10)).stdout.decode()
+    finally:
+        for uid in list(rt.sandboxes()):
+            await rt.remove_pod_sandbox(uid)
+        await rt.close()
+
+
+async def test_docker_absent_image_err_image_pull_then_back_off(docker_rt: object, tmp_path: Path) -> None:
+    """An image that is neither present nor pullable: ErrImagePull, then ImagePullBackOff until the back-off ends."""
+    from kubelet.runtime.base import RuntimeError_
+
+    rt = docker_rt
+    sb = await rt.run_pod_sandbox(SandboxConfig("i1", "p", "ns", "n", tmp_path / "pod"))  # type: ignore[attr-defined]
+    missing = ContainerConfig(pod_uid="i1", pod_name="p", pod_namespace="ns", name="app", attempt=0,
+                              image="pilothouse-test/absent-image:0", argv=("true",), env={})
+    reasons = []
+    for _ in range(2):
+        with pytest.raises(RuntimeError_) as err:
+            await rt.start_container(sb, missing)  # type: ignore[attr-defined]
+        reasons.append(err.value.reason)
+    assert reasons == ["ErrImagePull", "ImagePullBackOff"]
+    never = ContainerConfig(pod_uid="i1", pod_name="p", pod_namespace="ns", name="app", attempt=0,
+                            image="pilothouse-test/absent-image:0", argv=("true",), env={}, image_pull_policy="Never")
+    with pytest.raises(RuntimeError_) as err:
+        await rt.start_container(sb, never)  # type: ignore[attr-defined]
+    assert err.value.reason == "ErrImageNeverPull"
+    assert rt.list_containers("i1") == []  # type: ignore[attr-defined]
+
+
+async def test_docker_stopped_sandboxes_are_removed_on_start(docker_rt: object, tmp_path: Path) -> None:
+    """A sandbox that stopped (or never started) is garbage for the next kubelet, not adopted."""
+    from kubelet.runtime.docker import DockerRuntime
+
+    rt = docker_rt
+    await rt.run_pod_sandbox(SandboxConfig("g1", "p", "ns", "n", tmp_path / "pod"))  # type: ignore[attr-defined]
+    sid = rt._sandbox_ids["g1"]  # type: ignore[attr-defined]  # noqa: SLF001
+    await rt.docker.containers.container(sid).kill()  # type: ignore[attr-defined]
+    again = DockerRuntime(rt.root, node_name=rt.node_name, sandbox_image=IMAGE)  # type: ignore[attr-defined]
+    await again.start()
+    try:
+        assert "g1" not in again.sandboxes()
+        with pytest.raises(aiodocker.exceptions.DockerError):
+            await again.docker.containers.container(sid).show()
+    finally:
+        await again.close()

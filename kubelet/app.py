@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bind", default="127.0.0.1:10250", help="HOST:PORT of the kubelet's HTTPS endpoint (port 0: any)")
     p.add_argument("--node-ip", default="", help="the Node's InternalIP (default: the --bind host)")
     p.add_argument("--cluster-dns", default="", help="HOST:PORT of the cluster DNS; process pods get it as "
-                   "PILOT_DNS (libc resolvers need port 53, so they query it themselves)")
+                   "PILOT_DNS (libc resolvers need port 53, so they query it themselves); docker pods get "
+                   "the HOST's address (resolved by the kubelet) as nameserver in /etc/resolv.conf")
     p.add_argument("--cluster-domain", default="cluster.local", help="cluster DNS domain (PILOT_CLUSTER_DOMAIN)")
     p.add_argument("--pod-cidr", default="",
                    help="pod CIDR (process runtime default: a free 127.<i>.0.0/16, kept in the Node's spec.podCIDR)")
@@ -70,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-max-files", type=int, default=5, help="log files kept per container (current included)")
     p.add_argument("--stats-interval", type=float, default=10.0, help="seconds between usage samples")
     p.add_argument("--docker-host", default="", help="docker runtime: the Engine URL (default: DOCKER_HOST or the socket)")
-    p.add_argument("--docker-network", default="", help="docker runtime: network for pod sandboxes")
+    p.add_argument("--docker-network", default="", help="docker runtime: network for pod sandboxes "
+                   "('auto': the network of the container the kubelet runs in)")
     p.add_argument("--authentication", default="webhook", choices=["webhook", "none"],
                    help="webhook: bearer tokens checked by TokenReview/SubjectAccessReview; none: open endpoint")
     p.add_argument("--stop-pods-on-exit", action="store_true",

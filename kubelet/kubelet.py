@@ -93,7 +93,8 @@ def make_runtime(config: KubeletConfig, node_name: str, pool: ipam_.IPAM | None)
 
         return DockerRuntime(root, node_name=node_name, docker_host=config.docker_host or None,
                              network=config.docker_network or None, log_max_bytes=config.log_max_bytes,
-                             log_max_files=config.log_max_files)
+                             log_max_files=config.log_max_files, cluster_dns=config.cluster_dns,
+                             cluster_domain=config.cluster_domain)
     from .runtime.fake import FakeRuntime
 
     return FakeRuntime(ipam=pool, state_dir=root / "fake" / node_name, start_delay=config.fake_start_delay)

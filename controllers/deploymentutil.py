@@ -310,10 +310,16 @@ def safe_available(rs: Mapping[str, Any]) -> int:
 
 def new_rs_new_replicas(d: Mapping[str, Any], all_rss: Sequence[Mapping[str, Any] | None],
                         new_rs: Mapping[str, Any]) -> int:
-    """How big the new ReplicaSet may be now: up to ``replicas + maxSurge`` pods in all ReplicaSets."""
+    """How big the new ReplicaSet may be now: up to ``replicas + maxSurge`` pods in all ReplicaSets.
+
+    Each ReplicaSet counts as the larger of its ``spec.replicas`` and its ``status.replicas`` (upstream
+    counts only the spec): an old ReplicaSet just told to shrink still has its pods until its own
+    controller deletes them, and growing the new one into that room would put more than
+    ``replicas + maxSurge`` pods in the cluster for a moment.
+    """
     if not is_rolling(d):
         return replicas(d)
-    current = spec_replicas_sum(all_rss)
+    current = sum(max(replicas(rs), status_int(rs, "replicas")) for rs in all_rss if rs is not None)
     max_total = replicas(d) + max_surge(d)
     if current >= max_total:
         return replicas(new_rs)

@@ -338,6 +338,8 @@ class Kubelet:
                     if c.running:
                         with contextlib.suppress(Exception):
                             await agent.runtime.stop_container(c.id, 2.0)
+                with contextlib.suppress(Exception):
+                    await agent.runtime.release_stopped_pods()
             await agent.runtime.close()
         await self.statuses.stop()
         if self.recorder is not None:

@@ -215,6 +215,11 @@ class Runtime(abc.ABC):
     async def close(self) -> None:
         """Stop watching; containers keep running (a restarted kubelet adopts them)."""
 
+    async def release_stopped_pods(self) -> None:
+        """``--stop-pods-on-exit``, after every container was stopped: free what the pods still hold
+        outside the kubelet. Nothing by default; docker removes the pods' containers and sandboxes,
+        which would otherwise keep their network busy (``docker compose down`` could not remove it)."""
+
     def version(self) -> str:
         return f"{self.name}://0.1.0"
 

@@ -1,22 +1,36 @@
 """The ``docker`` runtime: real containers through the Docker Engine API (aiodocker).
 
-* A pod is a *sandbox* container holding the network namespace (``--sandbox-image``, a pause image;
-  when it is neither present nor pullable, the pod's first image running ``sleep``), on
-  ``--docker-network`` (the compose network, so pods on other nodes reach it) or the default bridge;
-  its address there is the pod IP. Every container of the pod joins it (``NetworkMode:
-  container:<sandbox>``), as Kubernetes' dockershim did.
+* A pod is a *sandbox* container holding the network namespace (``DEFAULT_SANDBOX_IMAGE``, a pause image;
+  when it is neither present nor pullable, the pod's ``kubelet.pilothouse.io/sandbox-image``
+  annotation or ``$BASE_IMAGE`` running a shell sleep loop), on ``--docker-network`` (``auto``: the
+  network of the container the kubelet itself runs in, i.e. the compose project's network, so pods
+  on other nodes and the compose services reach it) or the default bridge; its address there is the
+  pod IP. Every container of the pod joins it (``NetworkMode: container:<sandbox>``), as Kubernetes'
+  dockershim did. A sandbox that fails to start or has stopped is removed, never adopted.
+* DNS: with ``--cluster-dns HOST:53`` the kubelet resolves HOST (compose: the ``dns`` service) and
+  writes each pod's ``resolv.conf`` per ``dnsPolicy``/``dnsConfig`` (``ClusterFirst``: ``nameserver
+  <dns>``, ``search <ns>.svc.<domain> svc.<domain> <domain>``, ``options ndots:5``) under
+  ``<root>/sandboxes/<uid>/``, bind-mounted at ``/etc/resolv.conf`` into the sandbox and every
+  container. HOST is re-resolved every 10 s and the files rewritten in place when it moved.
 * Containers: ``command`` → Entrypoint, ``args`` → Cmd (the image's own when unset), env, workingDir,
   tty, binds of the pod's volume directories at their mount paths (``subPath``, ``readOnly``),
   ``Memory`` and ``NanoCpus`` from the limits; images pulled per ``imagePullPolicy`` (``IfNotPresent``
-  pulls only when missing; failure: ``ErrImagePull``). ``OOMKilled`` comes from Docker's state.
+  pulls only when missing). An image that is absent and cannot be pulled (no registry reachable,
+  unknown name) fails with ``ErrImagePull``; it is not asked for again before its back-off (10 s,
+  doubling to 5 min) ends, and meanwhile the answer is ``ImagePullBackOff``, as upstream's image
+  puller. Offline, run images that are already on the engine (``imagePullPolicy: IfNotPresent``
+  or ``Never``), e.g. the compose base image with a ``command``. ``OOMKilled`` comes from Docker's state.
 * Labels ``io.kubernetes.pod.name/namespace/uid``, ``io.kubernetes.container.name``,
-  ``io.kubernetes.container.restartCount`` and ``io.pilothouse.node.name`` on every container are the
-  runtime's memory: a restarted kubelet lists its node's containers by label and adopts them.
+  ``io.kubernetes.container.restartCount``, ``io.pilothouse.node.name`` and
+  ``io.pilothouse.kubelet.root-dir`` on every container are the runtime's memory: a restarted kubelet
+  lists its containers by node name *and* root dir (node names repeat across clusters on one engine)
+  and adopts them. ``--stop-pods-on-exit`` removes them all when the kubelet stops gracefully.
 * Exits: one ``POST /containers/<id>/wait`` per running container. Logs: a forwarder per container
   follows ``/containers/<id>/logs`` (timestamps, stdout/stderr demultiplexed) into the same CRI-format
   files the process runtime writes, so ``kubectl logs`` works the same way.
 
-Tested only where an engine answers (``tests/integration/test_kubelet_docker.py`` skips otherwise).
+Tested only where an engine answers (``tests/integration/test_kubelet_docker.py`` skips otherwise);
+``tests/chaos/test_compose.py`` runs a Deployment through it under docker compose.
 """
 
 from __future__ import annotations
@@ -43,6 +57,7 @@ from .base import (EXITED, LABEL_CONTAINER_NAME, LABEL_NODE_NAME, LABEL_POD_NAME
 log = logging.getLogger(__name__)
 
 LABEL_TYPE = "io.kubernetes.docker.type"
+LABEL_ROOT = "io.pilothouse.kubelet.root-dir"  # with the node name: which kubelet owns the container
 LABEL_RESOLV = "io.pilothouse.resolv-conf"  # the sandbox's resolv.conf on the node (kept across kubelet restarts)
 DEFAULT_SANDBOX_IMAGE = "registry.k8s.io/pause:3.10"
 
@@ -131,7 +146,7 @@ class DockerRuntime(Runtime):
                  log_max_files: int = 5, cluster_dns: str = "", cluster_domain: str = "cluster.local",
                  dns_refresh: float = 10.0) -> None:
         super().__init__()
-        self.root = Path(root)
+        self.root = Path(root).absolute()
         self.node_name = node_name
         self.docker_host = docker_host
         self.network = network
@@ -164,7 +179,10 @@ class DockerRuntime(Runtime):
         if self.network == "auto":
             self.network = await self._own_network()
             log.info("pod network: %s (the network of this kubelet's container)", self.network)
-        listed = await self.docker.containers.list(all=True, filters={"label": [f"{LABEL_NODE_NAME}={self.node_name}"]})
+        # Node names repeat across clusters on one engine (two compose projects both have kubelet-1):
+        # a kubelet's containers are the ones of its node name *and* its root directory.
+        listed = await self.docker.containers.list(all=True, filters={"label": [
+            f"{LABEL_NODE_NAME}={self.node_name}", f"{LABEL_ROOT}={self.root}"]})
         for item in listed:
             info = await item.show()
             labels = info["Config"].get("Labels") or {}
@@ -184,6 +202,10 @@ class DockerRuntime(Runtime):
                 self._follow(status, since=self._log_since(status))
         if self.cluster_dns:
             self._dns_task = asyncio.get_running_loop().create_task(self._refresh_dns())
+
+    async def release_stopped_pods(self) -> None:
+        for uid in list(self._sandboxes):
+            await self.remove_pod_sandbox(uid)
 
     async def close(self) -> None:
         if self._dns_task is not None:
@@ -458,7 +480,7 @@ class DockerRuntime(Runtime):
         if existing is not None:
             return existing
         labels = {LABEL_TYPE: "podsandbox", LABEL_POD_UID: config.pod_uid, LABEL_POD_NAME: config.name,
-                  LABEL_POD_NAMESPACE: config.namespace, LABEL_NODE_NAME: self.node_name}
+                  LABEL_POD_NAMESPACE: config.namespace, LABEL_NODE_NAME: self.node_name, LABEL_ROOT: str(self.root)}
         image = self.sandbox_image
         try:
             await self._ensure_image(image, "IfNotPresent")
@@ -520,7 +542,8 @@ class DockerRuntime(Runtime):
 
         await self._ensure_image(config.image, config.image_pull_policy)
         sid = self._sandbox_ids.get(sandbox.pod_uid)
-        labels = {**config.all_labels(), LABEL_NODE_NAME: self.node_name, LABEL_TYPE: "container"}
+        labels = {**config.all_labels(), LABEL_NODE_NAME: self.node_name, LABEL_ROOT: str(self.root),
+                  LABEL_TYPE: "container"}
         binds = []
         for mount in config.mounts:
             source = os.path.join(mount.host_path, mount.sub_path) if mount.sub_path else mount.host_path

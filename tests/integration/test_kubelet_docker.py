@@ -197,3 +197,26 @@ async def test_docker_stopped_sandboxes_are_removed_on_start(docker_rt: object, 
             await again.docker.containers.container(sid).show()
     finally:
         await again.close()
+
+
+async def test_docker_pods_belong_to_one_kubelet_and_go_with_it(docker_rt: object, tmp_path: Path) -> None:
+    """Same node name, another root dir (another cluster on the engine): not adopted, not touched.
+    release_stopped_pods (--stop-pods-on-exit) removes the kubelet's pods' containers, sandboxes included."""
+    from kubelet.runtime.docker import DockerRuntime
+
+    rt = docker_rt
+    sb = await rt.run_pod_sandbox(SandboxConfig("o1", "p", "ns", "n", tmp_path / "pod"))  # type: ignore[attr-defined]
+    c = await rt.start_container(sb, cfg("o1", "app", ("sleep", "300")))  # type: ignore[attr-defined]
+    other = DockerRuntime(tmp_path / "other-root", node_name=rt.node_name, sandbox_image=IMAGE)  # type: ignore[attr-defined]
+    await other.start()
+    try:
+        assert other.sandboxes() == {} and other.list_containers() == []
+    finally:
+        await other.close()
+    sid = rt._sandbox_ids["o1"]  # type: ignore[attr-defined]  # noqa: SLF001
+    await rt.stop_container(c.id, 1)  # type: ignore[attr-defined]
+    await rt.release_stopped_pods()  # type: ignore[attr-defined]
+    assert rt.sandboxes() == {} and rt.list_containers() == []  # type: ignore[attr-defined]
+    for cid in (sid, c.id):
+        with pytest.raises(aiodocker.exceptions.DockerError):
+            await rt.docker.containers.container(cid).show()  # type: ignore[attr-defined]

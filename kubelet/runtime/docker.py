@@ -567,10 +567,15 @@ class DockerRuntime(Runtime):
         name = f"k8s_{config.name}_{config.pod_name}_{config.pod_namespace}_{config.pod_uid[:8]}_{config.attempt}"
         try:
             container = await self.docker.containers.create(body, name=name)
+        except DockerError as exc:
+            raise RuntimeError_("CreateContainerError", exc.message) from exc
+        try:
             await container.start()
             info = await container.show()
         except DockerError as exc:
-            raise RuntimeError_("CreateContainerError" if exc.status != 500 else "StartError", exc.message) from exc
+            # Left behind, it would hold the name the retry (same attempt) needs: "name already in use".
+            await self._delete_quietly(container.id)
+            raise RuntimeError_("StartError", exc.message) from exc
         status = self._status(info)
         self._containers[status.id] = status
         self._follow(status)  # even if it already exited: its logs and exit still have to be collected

@@ -220,3 +220,19 @@ async def test_docker_pods_belong_to_one_kubelet_and_go_with_it(docker_rt: objec
     for cid in (sid, c.id):
         with pytest.raises(aiodocker.exceptions.DockerError):
             await rt.docker.containers.container(cid).show()  # type: ignore[attr-defined]
+
+
+async def test_docker_start_error_leaves_nothing_and_the_retry_works(docker_rt: object, tmp_path: Path) -> None:
+    """A command that cannot be executed: StartError, no Created container left, the same attempt retried."""
+    from kubelet.runtime.base import RuntimeError_
+
+    rt = docker_rt
+    sb = await rt.run_pod_sandbox(SandboxConfig("s1", "p", "ns", "n", tmp_path / "pod"))  # type: ignore[attr-defined]
+    with pytest.raises(RuntimeError_) as err:
+        await rt.start_container(sb, cfg("s1", "app", ("/no/such/binary",)))  # type: ignore[attr-defined]
+    assert err.value.reason == "StartError"
+    left = await rt.docker.containers.list(all=True, filters={"label": ["io.kubernetes.pod.uid=s1",  # type: ignore[attr-defined]
+                                                                        "io.kubernetes.docker.type=container"]})
+    assert left == []
+    ok = await rt.start_container(sb, cfg("s1", "app", ("sleep", "300")))  # type: ignore[attr-defined]
+    assert ok.state == "running"

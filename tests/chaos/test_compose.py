@@ -1,11 +1,15 @@
-"""docker compose: the same topology as containers; kill -9 a member and an API server, nothing is lost.
+"""docker compose: the same topology as containers; kill -9 a member and an API server, nothing is lost;
+a Deployment's pods run as real Docker containers and come back when one is killed.
 
 Runs where a Docker engine and compose v2 answer (`.ci/run` sets them up through
-scripts/ensure-docker.sh); skipped with the reason otherwise.
+scripts/ensure-docker.sh); skipped with the reason otherwise. The pods run the base image the
+compose image is built from (``BASE_IMAGE``, present on the engine) with a command, so nothing has
+to be pulled; an image that is neither present nor pullable must end as ErrImagePull/ImagePullBackOff.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -19,6 +23,8 @@ from tests.harness.kvcluster import REPO, free_ports
 # Building the image (pip install inside it) takes minutes: more than the suite's default timeout.
 pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.timeout(1500)]
 
+BASE_IMAGE = os.environ.get("BASE_IMAGE", "python:3.11-slim")
+
 
 def _docker_ok() -> str | None:
     if shutil.which("docker") is None:
@@ -27,13 +33,19 @@ def _docker_ok() -> str | None:
         return "no Docker engine answers"
     if subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30).returncode != 0:
         return "docker compose v2 is not installed"
-    base = os.environ.get("BASE_IMAGE", "python:3.11-slim")
-    if subprocess.run(["docker", "image", "inspect", base], capture_output=True, timeout=30).returncode != 0:
-        return f"base image {base} is not available (run scripts/ensure-docker.sh)"
+    if subprocess.run(["docker", "image", "inspect", BASE_IMAGE], capture_output=True, timeout=30).returncode != 0:
+        return f"base image {BASE_IMAGE} is not available (run scripts/ensure-docker.sh)"
     return None
 
 
 SKIP = _docker_ok()
+
+
+def docker(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)}: {result.stdout}\n{result.stderr}")
+    return result
 
 
 @pytest.fixture
@@ -41,11 +53,14 @@ def compose(tmp_path: Path):
     if SKIP:
         pytest.skip(SKIP)
     project = f"pilothouse-test-{os.getpid()}"
+    # Our own image tag: another checkout building pilothouse:latest at the same time cannot swap it.
+    image = f"{project}:latest"
+    kubelets = tmp_path / "kubelets"
     port, port2 = free_ports(2)
     port3 = free_ports(1)[0]
     env = {**os.environ, "PILOT_STATE_DIR": str(tmp_path / "state"), "PILOT_API_PORT": str(port),
            "PILOT_API_PORT_2": str(port2), "PILOT_INGRESS_PORT": str(port3),
-           "PILOT_KUBELET_DIR": str(tmp_path / "kubelets")}
+           "PILOT_KUBELET_DIR": str(kubelets), "PILOT_IMAGE": image, "BASE_IMAGE": BASE_IMAGE}
 
     def run(*args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(["docker", "compose", "-p", project, "-f", str(REPO / "docker-compose.yml"), *args],
@@ -56,28 +71,36 @@ def compose(tmp_path: Path):
 
     run("build")
     try:
-        yield run, tmp_path / "state", project
+        yield run, tmp_path / "state", project, kubelets
     finally:
         logs = run("logs", "--no-color", "--tail", "30", check=False).stdout
         run("down", "-v", "--remove-orphans", timeout=300, check=False)
+        # The kubelets remove their pods when stopped; whatever a killed one left goes here.
+        for node in ("kubelet-1", "kubelet-2"):
+            left = docker("ps", "-aq", "-f", f"label=io.pilothouse.kubelet.root-dir={kubelets / node}",
+                          check=False).stdout.split()
+            if left:
+                docker("rm", "-f", *left, check=False)
+        docker("network", "rm", f"{project}_default", check=False)
+        docker("image", "rm", image, check=False)
         print(logs[-6000:])
 
 
-def kubectl(state: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def kubectl(state: Path, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(["kubectl", "--kubeconfig", str(state / "kubeconfig"), "--cache-dir", str(state / "kc"),
-                             *args], capture_output=True, text=True, timeout=60)
+                             *args], capture_output=True, text=True, timeout=60, input=input)
     if check and result.returncode != 0:
         raise AssertionError(f"kubectl {' '.join(args)}: {result.stderr}")
     return result
 
 
-def wait_for(check, timeout: float = 120.0) -> None:  # type: ignore[no-untyped-def]
+def wait_for(check, timeout: float = 120.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
             return
         time.sleep(1)
-    raise AssertionError("condition not reached in time")
+    raise AssertionError(f"{what}: not reached in {timeout:.0f} s")
 
 
 def kill9(project: str, service: str) -> None:
@@ -87,18 +110,125 @@ def kill9(project: str, service: str) -> None:
     os.kill(int(pid), 9)
 
 
+WEB = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: http
+        image: %(image)s
+        imagePullPolicy: IfNotPresent
+        command: [python3, -m, http.server, "8000"]
+        ports: [{containerPort: 8000}]
+        readinessProbe: {httpGet: {path: /, port: 8000}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  clusterIP: None
+  selector: {app: web}
+  ports: [{port: 8000}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: absent-image}
+spec:
+  containers:
+  - {name: app, image: "pilothouse-test/absent-image:0", command: ["true"]}
+"""
+
+
+def pods(state: Path) -> list[dict]:  # type: ignore[type-arg]
+    out = kubectl(state, "get", "pods", "-l", "app=web", "-o", "json", check=False)
+    return json.loads(out.stdout)["items"] if out.returncode == 0 else []
+
+
+def ready(pod: dict) -> bool:  # type: ignore[type-arg]
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions") or [])
+
+
+def pod_containers(kubelets: Path, uid: str) -> list[dict[str, str]]:
+    """The running Docker containers of one pod (sandbox excluded), with their labels."""
+    ids = []
+    for node in ("kubelet-1", "kubelet-2"):
+        ids += docker("ps", "-q", "-f", f"label=io.pilothouse.kubelet.root-dir={kubelets / node}",
+                      "-f", f"label=io.kubernetes.pod.uid={uid}", "-f", "label=io.kubernetes.docker.type=container"
+                      ).stdout.split()
+    if not ids:
+        return []
+    return [c["Config"]["Labels"] | {"id": c["Id"]} for c in json.loads(docker("inspect", *ids).stdout)]
+
+
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed on this machine")
-def test_compose_cluster_survives_kill9(compose) -> None:
-    run, state, project = compose
+def test_compose_cluster_survives_kill9_and_runs_pods_as_containers(compose) -> None:
+    run, state, project, kubelets = compose
     run("up", "-d", "--wait", timeout=600)
-    wait_for(lambda: kubectl(state, "get", "ns", check=False).returncode == 0)
+    wait_for(lambda: kubectl(state, "get", "ns", check=False).returncode == 0, what="API answers")
     kubectl(state, "create", "configmap", "survivor", "--from-literal=k=v")
     kill9(project, "kvstore-1")
     kill9(project, "apiserver-2")
-    wait_for(lambda: kubectl(state, "get", "configmap", "survivor", "-o", "jsonpath={.data.k}", check=False).stdout == "v")
+    wait_for(lambda: kubectl(state, "get", "configmap", "survivor", "-o", "jsonpath={.data.k}", check=False).stdout == "v",
+             what="configmap readable after kill -9")
     # both killed containers come back (restart policy), and the data is still there
     wait_for(lambda: "kvstore-1" in run("ps", "--status", "running", "--services", check=False).stdout
-             and "apiserver-2" in run("ps", "--status", "running", "--services", check=False).stdout)
+             and "apiserver-2" in run("ps", "--status", "running", "--services", check=False).stdout,
+             what="killed containers restarted")
     kubectl(state, "create", "configmap", "after", "--from-literal=k=w")
     assert kubectl(state, "get", "configmap", "after", "-o", "jsonpath={.data.k}").stdout == "w"
 
+    # A Deployment's pods are real containers, labelled with their pod, Running and Ready (probed).
+    kubectl(state, "apply", "-f", "-", input=WEB % {"image": BASE_IMAGE})
+    wait_for(lambda: len(p := pods(state)) == 2 and all(ready(x) for x in p), timeout=180, what="2 web pods Ready")
+    web = pods(state)
+    assert {p["spec"]["nodeName"] for p in web} <= {"kubelet-1", "kubelet-2"}
+    for p in web:
+        (c,) = pod_containers(kubelets, p["metadata"]["uid"])
+        assert (c["io.kubernetes.pod.name"], c["io.kubernetes.pod.namespace"], c["io.kubernetes.pod.uid"],
+                c["io.kubernetes.container.name"]) == (p["metadata"]["name"], "default", p["metadata"]["uid"], "http")
+        assert p["status"]["phase"] == "Running"
+        assert p["status"]["containerStatuses"][0]["containerID"] == f"docker://{c['id']}"
+
+    # Requests: to each pod IP from a compose service, and by Service name through the cluster DNS
+    # from inside a pod (its /etc/resolv.conf names the compose `dns` service).
+    for p in web:
+        got = run("exec", "-T", "ingress", "python3", "-c", "import urllib.request, sys; "
+                  f"print(urllib.request.urlopen('http://{p['status']['podIP']}:8000/', timeout=5).status)")
+        assert got.stdout.strip() == "200"
+    first = pod_containers(kubelets, web[0]["metadata"]["uid"])[0]["id"]
+    dns_ip = docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                    f"{project}-dns-1").stdout.strip()
+    assert docker("exec", first, "cat", "/etc/resolv.conf").stdout == (
+        f"nameserver {dns_ip}\nsearch default.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n")
+    got = docker("exec", first, "python3", "-c", "import socket, urllib.request; "
+                 "print(sorted({a[4][0] for a in socket.getaddrinfo('web', 8000)})); "
+                 "print(urllib.request.urlopen('http://web:8000/', timeout=5).status)").stdout.split("\n")
+    assert got[0] == str(sorted(p["status"]["podIP"] for p in web)) and got[1] == "200"
+
+    # An image that is absent and cannot be pulled does not pretend to run.
+    def pull_failed() -> bool:
+        out = kubectl(state, "get", "pod", "absent-image", "-o",
+                      "jsonpath={.status.containerStatuses[0].state.waiting.reason}", check=False).stdout
+        return out in ("ErrImagePull", "ImagePullBackOff")
+
+    wait_for(pull_failed, timeout=60, what="absent image reported as ErrImagePull/ImagePullBackOff")
+
+    # docker kill (SIGKILL) one pod's container: the kubelet starts a new one and the pod is Ready again.
+    victim = web[0]
+    docker("kill", "-s", "KILL", first)
+
+    def restarted() -> bool:
+        p = next((x for x in pods(state) if x["metadata"]["uid"] == victim["metadata"]["uid"]), None)
+        return p is not None and ready(p) and p["status"]["containerStatuses"][0]["restartCount"] >= 1
+
+    wait_for(restarted, timeout=120, what="killed pod container restarted")
+    (again,) = pod_containers(kubelets, victim["metadata"]["uid"])
+    assert again["id"] != first and int(again["io.kubernetes.container.restartCount"]) >= 1
+    p = next(x for x in pods(state) if x["metadata"]["uid"] == victim["metadata"]["uid"])
+    assert p["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"] == 137

@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -71,7 +72,7 @@ def compose(tmp_path: Path):
 
     run("build")
     try:
-        yield run, tmp_path / "state", project, kubelets
+        yield run, tmp_path / "state", project, kubelets, port3
     finally:
         logs = run("logs", "--no-color", "--tail", "30", check=False).stdout
         run("down", "-v", "--remove-orphans", timeout=300, check=False)
@@ -136,6 +137,16 @@ spec:
   selector: {app: web}
   ports: [{port: 8000}]
 ---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: web}
+spec:
+  rules:
+  - host: web.test
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 8000}}}}
+---
 apiVersion: v1
 kind: Pod
 metadata: {name: absent-image}
@@ -168,7 +179,7 @@ def pod_containers(kubelets: Path, uid: str) -> list[dict[str, str]]:
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed on this machine")
 def test_compose_cluster_survives_kill9_and_runs_pods_as_containers(compose) -> None:
-    run, state, project, kubelets = compose
+    run, state, project, kubelets, ingress_port = compose
     run("up", "-d", "--wait", timeout=600)
     wait_for(lambda: kubectl(state, "get", "ns", check=False).returncode == 0, what="API answers")
     kubectl(state, "create", "configmap", "survivor", "--from-literal=k=v")
@@ -210,6 +221,17 @@ def test_compose_cluster_survives_kill9_and_runs_pods_as_containers(compose) -> 
                  "print(sorted({a[4][0] for a in socket.getaddrinfo('web', 8000)})); "
                  "print(urllib.request.urlopen('http://web:8000/', timeout=5).status)").stdout.split("\n")
     assert got[0] == str(sorted(p["status"]["podIP"] for p in web)) and got[1] == "200"
+
+    # From the host, through the published ingress port, the Ingress and the Service to a pod.
+    def through_ingress() -> bool:
+        req = urllib.request.Request(f"http://127.0.0.1:{ingress_port}/", headers={"Host": "web.test"})
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                return resp.status == 200 and b"Directory listing" in resp.read()
+        except OSError:
+            return False
+
+    wait_for(through_ingress, timeout=60, what="request through the ingress answered by a pod")
 
     # An image that is absent and cannot be pulled does not pretend to run.
     def pull_failed() -> bool:

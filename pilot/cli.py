@@ -202,7 +202,13 @@ def compose_init(state_dir: Path = typer.Option(Path("/state"), help=STATE_DIR_H
 def chaos(state_dir: Path = typer.Option(Path(".pilot"), help=STATE_DIR_HELP),
           duration: float = typer.Option(60.0, help="seconds of fault injection"),
           seed: int = typer.Option(1, help="random seed (same seed, same schedule)")) -> None:
-    """Kill (-9) or SIGSTOP random components on a bounded schedule, then check the invariants."""
+    """Break the cluster under load, then check the invariants.
+
+    A Deployment behind a Service and an Ingress serves requests, writers create and update
+    ConfigMaps, watchers follow them. Faults on a bounded random schedule: kill -9, SIGSTOP,
+    a store member partitioned from its peers (iptables, root only) or every component killed at
+    once. One JSON line per fault (with its recovery time), then the report.
+    """
     import json as _json
 
     from pilot import chaos as chaos_mod
@@ -212,7 +218,11 @@ def chaos(state_dir: Path = typer.Option(Path(".pilot"), help=STATE_DIR_HELP),
         console.print(f"no cluster in {state_dir}; start one with `pilot up --detach`")
         raise typer.Exit(1)
     layout = local.prepare(state_dir)
-    report = asyncio.run(chaos_mod.run(layout, duration=duration, seed=seed))
+    try:
+        report = asyncio.run(chaos_mod.run(layout, duration=duration, seed=seed))
+    except RuntimeError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
     console.print_json(_json.dumps(report.to_dict()))
     if not report.ok:
         raise typer.Exit(1)

@@ -3,6 +3,10 @@
 Each allocated value is a key in the store created with ``create_revision == 0``, so two API
 server replicas racing for the same IP or port cannot both win; the loser picks another. The key
 holds the owning Service's storage key, and is deleted when the Service is.
+
+The first address of the range belongs to the ``default/kubernetes`` Service (``first_ip_owner``,
+see ``kubernetes_service.py``): random allocation never picks it, and a request for it by any other
+Service is refused even in the moment between that Service's deletion and its re-creation.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ PORT_PREFIX = b"/registry/nodeportallocations/"
 
 
 class Allocator:
-    def __init__(self, client: EtcdClient, *, cidr: str, node_ports: tuple[int, int] = (30000, 32767)) -> None:
+    def __init__(self, client: EtcdClient, *, cidr: str, node_ports: tuple[int, int] = (30000, 32767),
+                 first_ip_owner: bytes = b"") -> None:
         self.client = client
+        self.first_ip_owner = first_ip_owner
         self.network = ipaddress.ip_network(cidr, strict=False)
         self.node_ports = node_ports
         self._rnd = random.Random()
@@ -51,6 +57,10 @@ class Allocator:
                 raise errors.StatusError(code=422, reason="Invalid",
                                          message=f"spec.clusterIPs: Invalid value: \"{requested}\": provided IP is "
                                                  f"not in the valid range. The range of valid IPs is {self.network}")
+            if self.first_ip_owner and requested == self.first_ip and owner != self.first_ip_owner:
+                raise errors.StatusError(code=422, reason="Invalid",
+                                         message=f"spec.clusterIPs: Invalid value: \"{requested}\": provided IP is "
+                                                 "reserved for the kubernetes Service")
             if not await self._claim(IP_PREFIX + requested.encode(), owner):
                 raise errors.StatusError(code=422, reason="Invalid",
                                          message=f"spec.clusterIPs: Invalid value: \"{requested}\": "

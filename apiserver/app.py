@@ -38,6 +38,7 @@ from .audit import AuditLog
 from .crd import CRD_GROUP, CRDManager, CRDStrategy
 from .encryption import load_config as load_encryption_config
 from .handlers import Handlers
+from .kubernetes_service import KubernetesService
 from .storage import Storage, Transformer, object_key
 from .serviceaccounts import ServiceAccountAuthenticator, TokenIssuer, load_private_key, token_request
 from .strategy import Strategy
@@ -75,7 +76,9 @@ class APIServer:
     def __init__(self, *, client: EtcdClient, authenticators: list[Authenticator], authorization_mode: str = "RBAC",
                  service_cidr: str = "10.96.0.0/12", node_ports: tuple[int, int] = (30000, 32767),
                  advertise: str = "127.0.0.1:6443", token_issuer: TokenIssuer | None = None,
-                 transformer: Transformer | None = None, audit: AuditLog | None = None) -> None:
+                 transformer: Transformer | None = None, audit: AuditLog | None = None,
+                 identity_lease_duration: float = 15.0, identity_lease_renew_interval: float = 5.0,
+                 endpoint_reconciler: str = "lease") -> None:
         self.registry = Registry()
         self.client = client
         self.metrics = CollectorRegistry()
@@ -96,7 +99,15 @@ class APIServer:
         self.advertise = advertise
         self.caches: dict[tuple[str, str], ResourceCache] = {}
         self._strategies: dict[tuple[str, str, str], Strategy] = {}
-        self.allocator = Allocator(client, cidr=service_cidr, node_ports=node_ports)
+        services = self.registry.get("", "v1", "services")
+        assert services is not None
+        self.allocator = Allocator(client, cidr=service_cidr, node_ports=node_ports,
+                                   first_ip_owner=object_key(services, "default", "kubernetes"))
+        # The default/kubernetes Service, this replica's identity Lease and the Service's endpoints.
+        self.kubernetes_service = KubernetesService(
+            storage=self.storage, registry=self.registry, caches=self.caches, strategy=self.strategy,
+            allocator=self.allocator, advertise=advertise, lease_duration=identity_lease_duration,
+            renew_interval=identity_lease_renew_interval, manage_endpoints=endpoint_reconciler == "lease")
         self.crds = CRDManager(registry=self.registry, storage=self.storage, client=client, caches=self.caches)
         namespaces = self.registry.get("", "v1", "namespaces")
         assert namespaces is not None
@@ -171,6 +182,7 @@ class APIServer:
                 break
             await asyncio.sleep(0.05)
         self._ready = True
+        self.kubernetes_service.start()
 
     async def _bootstrap(self) -> None:
         """Create what every cluster has: system namespaces and the default RBAC roles and bindings.
@@ -211,6 +223,7 @@ class APIServer:
         await self.storage.guaranteed_update(rt, "", default["metadata"]["name"], update)
 
     async def stop(self) -> None:
+        await self.kubernetes_service.stop()
         self._gc_task.cancel()
         await self.admission.close()
         await self.crds.stop()
@@ -515,7 +528,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="RBAC (system:masters may do anything) or AlwaysAllow (every authenticated request)")
     p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12")
     p.add_argument("--service-node-port-range", default="30000-32767")
-    p.add_argument("--advertise-address", default=None, help="HOST:PORT clients should use (default: --bind)")
+    p.add_argument("--advertise-address", default=None, help="HOST:PORT clients should use (default: --bind); "
+                   "published in the endpoints of the default/kubernetes Service")
+    p.add_argument("--endpoint-reconciler-type", default="lease", choices=["lease", "none"],
+                   help="lease: every replica keeps an identity Lease and the kubernetes Service's endpoints list "
+                        "the live ones; none: the endpoints are not managed")
+    p.add_argument("--identity-lease-duration-seconds", type=float, default=15.0,
+                   help="an API server whose identity Lease was not renewed for this long leaves the endpoints")
+    p.add_argument("--identity-lease-renew-interval-seconds", type=float, default=5.0,
+                   help="how often the identity Lease is renewed and the kubernetes Service reconciled")
     p.add_argument("--log-level", default=os.environ.get("PILOT_LOG_LEVEL", "INFO"))
     return p
 
@@ -541,7 +562,10 @@ async def serve(args: argparse.Namespace) -> None:
                        advertise=args.advertise_address or args.bind, token_issuer=issuer,
                        transformer=load_encryption_config(args.encryption_provider_config)
                        if args.encryption_provider_config else None,
-                       audit=AuditLog(args.audit_log_path) if args.audit_log_path else None)
+                       audit=AuditLog(args.audit_log_path) if args.audit_log_path else None,
+                       identity_lease_duration=args.identity_lease_duration_seconds,
+                       identity_lease_renew_interval=args.identity_lease_renew_interval_seconds,
+                       endpoint_reconciler=args.endpoint_reconciler_type)
     ssl_ctx = None
     if args.tls_cert_file:
         ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import ssl
 import time
@@ -203,13 +204,20 @@ class _Endpoints:
 
 class EtcdClient:
     def __init__(self, endpoints: Sequence[str], *, timeout: float = 10.0, connect_timeout: float = 1.0,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, watch_idle_check: float = 3.0,
+                 watch_probe_timeout: float = 2.0) -> None:
+        """``watch_idle_check``: a watch silent that long has its member probed with a linearizable read
+        (shared by every watch on that member); a member that does not answer within
+        ``watch_probe_timeout`` is frozen or cut off from the leader, and its watches resume elsewhere."""
         if not endpoints:
             raise ValueError("at least one endpoint is required")
         self._eps = _Endpoints([e.rstrip("/") for e in endpoints])
         self._ssl = ssl_context
         self._timeout = timeout
         self._connect_timeout = connect_timeout
+        self._watch_idle_check = watch_idle_check
+        self._watch_probe_timeout = watch_probe_timeout
+        self._probes: dict[str, tuple[float, asyncio.Future[bool]]] = {}
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> EtcdClient:
@@ -413,7 +421,7 @@ class EtcdClient:
                 async with self._http().post(url + "/v3/watch", data=orjson.dumps({"create_request": create}), timeout=t) as resp:
                     if resp.status != 200:
                         raise EtcdClientError(2, f"watch: HTTP {resp.status}", resp.status)
-                    async for result in _read_stream(resp):
+                    async for result in self._live_stream(url, resp):
                         failures = 0
                         if result.get("canceled"):
                             if result.get("compact_revision"):
@@ -439,6 +447,51 @@ class EtcdClient:
             failures += 1
             self._eps.preferred = (self._eps.preferred + 1) % len(self._eps.urls)
             await asyncio.sleep(min(0.05 * failures, 1.0))
+
+
+    async def _live_stream(self, url: str, resp: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:
+        """``_read_stream`` that gives up on a member which stops answering while the stream is quiet.
+
+        A SIGSTOPped or partitioned member keeps the TCP connection open and simply sends nothing:
+        without this, a watch on it would wait forever while the cluster moves on.
+        """
+        stream = _read_stream(resp)
+        pending: asyncio.Future[dict[str, Any]] | None = None
+        try:
+            while True:
+                if pending is None:
+                    pending = asyncio.ensure_future(stream.__anext__())
+                done, _ = await asyncio.wait({pending}, timeout=self._watch_idle_check)
+                if done:
+                    result, pending = pending.result(), None
+                    yield result
+                    continue
+                if not await self._member_alive(url):
+                    raise asyncio.TimeoutError(f"{url} did not answer a linearizable read")
+        except StopAsyncIteration:
+            return
+        finally:
+            if pending is not None:
+                pending.cancel()
+                with contextlib.suppress(BaseException):
+                    await pending
+            await stream.aclose()
+
+    async def _member_alive(self, url: str) -> bool:
+        """One linearizable read to ``url``, shared by every watch asking within ``watch_idle_check``."""
+        now = time.monotonic()
+        cached = self._probes.get(url)
+        if cached is None or now - cached[0] > self._watch_idle_check:
+            async def probe() -> bool:
+                try:
+                    await self._post_once(url, "/v3/kv/range", {"key": _b64(b"\0"), "count_only": True},
+                                          self._watch_probe_timeout)
+                    return True
+                except (aiohttp.ClientError, asyncio.TimeoutError, EtcdClientError):
+                    return False
+            cached = (now, asyncio.ensure_future(probe()))
+            self._probes[url] = cached
+        return await asyncio.shield(cached[1])
 
 
 async def _read_stream(resp: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:

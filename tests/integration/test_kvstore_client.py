@@ -497,3 +497,40 @@ async def test_definite_write_errors_are_plain_errors() -> None:
                 await c.txn([], [Op.put(b"k", b"1"), Op.put(b"k", b"2")])
         assert type(err.value) is EtcdClientError and err.value.code == 3
         assert fake.hits["/v3/kv/txn"] == 1
+
+
+async def test_watch_leaves_a_frozen_member(fresh: Cluster) -> None:
+    """SIGSTOP the member a watch is connected to: its TCP connection stays open and silent, yet the
+    watch notices (its member no longer answers a read), resumes elsewhere and sees later writes."""
+    leader = fresh.leader()
+    follower = next(i for i in range(len(fresh.endpoints)) if i != leader)
+    others = [u for i, u in enumerate(fresh.endpoints) if i != follower]
+    writer = EtcdClient(others, timeout=20)
+    watcher = EtcdClient([fresh.endpoints[follower], *others], watch_idle_check=1.0, watch_probe_timeout=1.0)
+    seen: list[bytes] = []
+    try:
+        start, _ = await writer.put(b"frozen/start", b"")
+
+        async def watch() -> None:
+            async for msg in watcher.watch(b"frozen/", prefix_end(b"frozen/"), start_revision=start):
+                seen.extend(e.kv.key for e in msg.events)
+
+        task = asyncio.create_task(watch())
+        deadline = time.monotonic() + 20
+        while b"frozen/start" not in seen and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert seen == [b"frozen/start"]
+        fresh.pause(follower)
+        try:
+            await writer.put(b"frozen/after", b"v")
+            deadline = time.monotonic() + 30
+            while b"frozen/after" not in seen and time.monotonic() < deadline and not task.done():
+                await asyncio.sleep(0.05)
+            assert seen == [b"frozen/start", b"frozen/after"], seen
+        finally:
+            fresh.resume(follower)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    finally:
+        await writer.close()
+        await watcher.close()

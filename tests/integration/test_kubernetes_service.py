@@ -8,6 +8,7 @@ have one subset per port and there is one EndpointSlice per port. Identity lease
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import textwrap
 import time
@@ -212,3 +213,23 @@ def test_killed_replica_leaves_the_endpoints_and_returns(api: APICluster) -> Non
     api.wait_ready(1)
     wait_for(lambda: ports_in_endpoints(api) == want, 30, "the restarted API server back in the Endpoints")
     wait_for(lambda: ports_in_slices(api) == want, 30, "the restarted API server back in the EndpointSlices")
+
+
+def test_gracefully_stopped_replica_removes_itself(api: APICluster) -> None:
+    want = set(api.ports)
+    wait_for(lambda: ports_in_endpoints(api) == want, 30, "both API servers in the Endpoints")
+    selector = "?labelSelector=apiserver.kubernetes.io/identity=kube-apiserver"
+
+    def lease_ports() -> set[int]:
+        items = must(api.request("GET", LEASES + selector))["items"]
+        return {int(i["metadata"]["annotations"]["pilothouse.dev/advertise-address"].rpartition(":")[2]) for i in items}
+
+    assert lease_ports() == want
+    proc = api.procs[1]
+    assert proc is not None
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    # Done before the process exits: its identity Lease is deleted, not left to expire.
+    assert lease_ports() == {api.ports[0]}
+    wait_for(lambda: ports_in_endpoints(api) == {api.ports[0]}, 30, "the stopped API server out of the Endpoints")
+    wait_for(lambda: ports_in_slices(api) == {api.ports[0]}, 30, "the stopped API server out of the EndpointSlices")

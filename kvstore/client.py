@@ -272,8 +272,10 @@ class EtcdClient:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
+                # A read may be retried elsewhere: a frozen member must not take the whole deadline.
+                attempt_timeout = remaining if write else min(remaining, max(self._timeout / 2, 1.0))
                 try:
-                    result = await self._post_once(url, path, body, remaining)
+                    result = await self._post_once(url, path, body, attempt_timeout)
                     self._eps.preferred = self._eps.urls.index(url)
                     return result
                 except aiohttp.ClientConnectorError as exc:

@@ -534,3 +534,18 @@ async def test_watch_leaves_a_frozen_member(fresh: Cluster) -> None:
     finally:
         await writer.close()
         await watcher.close()
+
+
+async def test_a_read_moves_on_from_a_frozen_member(fresh: Cluster) -> None:
+    """A read sent first to a SIGSTOPped member is answered by another one before the client's deadline."""
+    leader = fresh.leader()
+    follower = next(i for i in range(len(fresh.endpoints)) if i != leader)
+    order = [fresh.endpoints[follower]] + [u for i, u in enumerate(fresh.endpoints) if i != follower]
+    async with EtcdClient(order, timeout=10) as c:
+        await c.put(b"frozen-read", b"1")
+        fresh.pause(follower)
+        try:
+            got = await c.get(b"frozen-read")
+        finally:
+            fresh.resume(follower)
+    assert got is not None and got.value == b"1"

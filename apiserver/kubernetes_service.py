@@ -241,7 +241,7 @@ class KubernetesService:
         # lease name -> (its spec as last seen, monotonic time we saw it change)
         self._observed: dict[str, tuple[Obj, float]] = {}
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._lease_rv = ""
 
     @staticmethod
@@ -266,24 +266,53 @@ class KubernetesService:
         if self.manage_endpoints and self.address is None:
             log.error("cannot publish %r as an endpoint of the kubernetes Service (not an IPv4 HOST:PORT, "
                       "or the name does not resolve): only the Service is managed", self.advertise)
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="kubernetes-service")
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._run(), name="kubernetes-service")]
+        watched = ("services", "endpoints", "endpointslices") if self.manage_endpoints else ("services",)
+        self._tasks += [loop.create_task(self._watch(plural), name=f"kubernetes-service-watch-{plural}")
+                        for plural in watched]
 
     def kick(self) -> None:
-        """Reconcile now (a watched object changed)."""
+        """Reconcile now (a watched object changed, or a write found our view stale)."""
         self._wake.set()
 
     async def stop(self) -> None:
-        if self._task is None:
+        if not self._tasks:
             return
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-        self._task = None
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
         if self.manage_endpoints and self.address is not None:
             # Leave the endpoints at once instead of after the lease expires (upstream RemoveEndpoints).
             try:
                 await asyncio.wait_for(self._leave(), timeout=max(2.0, self.renew_interval))
             except Exception as exc:  # noqa: BLE001 - the lease expires anyway
                 log.warning("could not remove this API server from the endpoints: %r", exc)
+
+    async def _watch(self, plural: str) -> None:
+        """Kick a reconcile when the Service, its Endpoints or its slices change (someone deleted or
+        edited them): repaired at once rather than at the next renewal."""
+        rt = self.rt[plural]
+        cache = self.caches.get((rt.group, rt.plural))
+        if cache is None:
+            return
+
+        def ours(obj: dict[str, Any]) -> bool:
+            return m.name(obj) == NAME or m.labels(obj).get(SERVICE_NAME_LABEL) == NAME
+
+        while True:
+            await cache.ready.wait()
+            try:
+                watcher, _ = cache.watch(NAMESPACE, ours, cache.revision or None)
+            except StatusError:  # 410: the window moved on; start from the current state
+                watcher, _ = cache.watch(NAMESPACE, ours, None)
+            try:
+                while await watcher.queue.get() is not None:
+                    self.kick()
+            finally:
+                cache.unwatch(watcher)
+            self.kick()  # the watcher was closed (it fell behind): something may have changed
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -293,22 +322,26 @@ class KubernetesService:
             cache = self.caches.get((rt.group, rt.plural))
             if cache is not None:
                 await cache.ready.wait()
+        renewed = -math.inf
         while True:
-            started = loop.time()
+            self._wake.clear()
+            renew = loop.time() - renewed >= self.renew_interval
             try:
-                await self.reconcile_once()
+                if renew:
+                    renewed = loop.time()
+                await self.reconcile_once(renew=renew)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the store may be electing a leader; next round
                 log.warning("kubernetes Service reconcile failed: %r", exc)
-            self._wake.clear()
+            await asyncio.sleep(0.05)  # a burst of events (or a run of conflicts) is one more round, not a spin
             try:
-                await asyncio.wait_for(self._wake.wait(), max(0.05, self.renew_interval - (loop.time() - started)))
+                await asyncio.wait_for(self._wake.wait(), max(0.0, renewed + self.renew_interval - loop.time()))
             except asyncio.TimeoutError:
                 pass
 
-    async def reconcile_once(self) -> None:
-        if self.manage_endpoints and self.address is not None:
+    async def reconcile_once(self, *, renew: bool = True) -> None:
+        if renew and self.manage_endpoints and self.address is not None:
             await self._renew_lease()
         live = self.live_addresses() if self.manage_endpoints else []
         await self._reconcile_service([port for _, port in live])

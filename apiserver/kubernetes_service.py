@@ -242,6 +242,7 @@ class KubernetesService:
         self._observed: dict[str, tuple[Obj, float]] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._ip_taken = False
         self._lease_rv = ""
 
     @staticmethod
@@ -509,13 +510,16 @@ class KubernetesService:
     async def _claim_ip(self, ip: str) -> bool:
         try:
             await self.allocator.allocate_ip(self.owner, ip)
-            return True
         except StatusError as err:
             if err.code != 422:
                 raise
-            log.error("the kubernetes Service's ClusterIP %s is held by another Service (%s); it cannot be "
-                      "created until that Service is deleted", ip, err.message)
+            if not self._ip_taken:  # said once, not every round
+                log.error("the kubernetes Service's ClusterIP %s is held by another Service (%s); it cannot be "
+                          "created until that Service is deleted", ip, err.message)
+            self._ip_taken = True
             return False
+        self._ip_taken = False
+        return True
 
     # ------------------------------------------------------------------ Endpoints and EndpointSlices
 

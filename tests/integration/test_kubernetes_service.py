@@ -21,7 +21,8 @@ import pytest
 from pilot.certs import ensure_certificates
 from tests.harness.apicluster import APICluster
 from tests.integration.test_kubelet import Env, KubeletProcess, running_ready
-from tests.integration.test_proxy_support import Component, free_port_on, loopback_net, must, wait_for
+from tests.integration.test_proxy_support import (Component, ensure_namespace, free_port_on, loopback_net, must,
+                                                  wait_for)
 
 CIDR, NODE_IP, POD = loopback_net()
 FIRST_IP = CIDR.replace(".0.0/16", ".0.1")
@@ -201,6 +202,33 @@ def test_in_cluster_client_from_a_process_pod(api: APICluster, tmp_path: Path) -
         kubelet.cleanup()
         if proxy is not None:
             proxy.stop()
+
+
+def test_endpoints_controllers_leave_the_kubernetes_endpoints_alone(api: APICluster, tmp_path: Path) -> None:
+    want = set(api.ports)
+    cm = Component(api, tmp_path, "controllers", "--controllers", "endpoints,endpointslice",
+                   health=f"127.0.0.1:{free_port_on('127.0.0.1')}", module="controllers")
+    try:
+        cm.wait_ready()
+        # The controllers are at work: a Service with a selector gets its Endpoints and a slice.
+        ensure_namespace(api, "ctl")
+        must(api.request("POST", "/api/v1/namespaces/ctl/services", {
+            "metadata": {"name": "web"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}))
+        wait_for(lambda: api.request("GET", "/api/v1/namespaces/ctl/endpoints/web")[0] == 200, 30, "web's Endpoints")
+        wait_for(lambda: must(api.request("GET", "/apis/discovery.k8s.io/v1/namespaces/ctl/endpointslices"))["items"],
+                 30, "web's EndpointSlice")
+        slices = must(api.request("GET", SLICES + "?labelSelector=kubernetes.io/service-name=kubernetes"))["items"]
+        assert {sl["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"] for sl in slices} == {"kube-apiserver"}
+        assert ports_in_endpoints(api) == want and ports_in_slices(api) == want
+        # Deleting the Service: the endpoints controller deletes its Endpoints as well; all of it comes back.
+        old = must(api.request("GET", SVC))["metadata"]["uid"]
+        must(api.request("DELETE", SVC))
+        wait_for(lambda: (lambda r: r[0] == 200 and r[1]["metadata"]["uid"] != old)(api.request("GET", SVC)), 30,
+                 "the Service re-created")
+        wait_for(lambda: ports_in_endpoints(api) == want and ports_in_slices(api) == want, 30,
+                 "the kubernetes endpoints back")
+    finally:
+        cm.stop()
 
 
 def test_killed_replica_leaves_the_endpoints_and_returns(api: APICluster) -> None:

@@ -118,7 +118,10 @@ BUILTIN: tuple[ResourceType, ...] = (
     # autoscaling
     _r("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", short=("hpa",), categories=("all",),
        subs=(_status("HorizontalPodAutoscaler"),), generation=True),
-    # autoscaling/v1 is not served yet: it shares storage with v2 and needs conversion between them.
+    # autoscaling/v1: the same objects, stored as v2 (listed after it: the watch cache of a resource is
+    # built for its first version) and converted by apiserver/conversion.py, as upstream serves both.
+    _r("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers", short=("hpa",), categories=("all",),
+       subs=(_status("HorizontalPodAutoscaler"),), generation=True),
     # coordination, discovery, networking, policy, scheduling, storage
     _r("coordination.k8s.io", "v1", "Lease", "leases"),
     _r("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),

@@ -7,6 +7,7 @@ authorization happen around them in app.py. Everything that goes wrong is a ``St
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import time
@@ -20,6 +21,7 @@ from aiohttp import web
 
 from apimachinery import errors, fieldmanager
 from apimachinery import meta as m
+from apimachinery.defaults import apply_defaults
 from apimachinery.errors import StatusError
 from apimachinery.protobuf import UnsupportedKindError
 from apimachinery.patch import json_patch, merge_patch, strategic_merge_patch, strategic_merge_schema
@@ -28,6 +30,8 @@ from apimachinery.selectors import FieldSelector, LabelSelector
 
 from .allocator import Allocator
 from .auth import UserInfo
+from .conversion import Conversions
+from .conversion import builtin as builtin_conversions
 from .requestinfo import RequestInfo
 from .schemas import unknown_fields
 from .storage import Storage, object_key
@@ -99,7 +103,7 @@ class Handlers:
     def __init__(self, *, registry: Registry, storage: Storage, caches: dict[tuple[str, str], ResourceCache],
                  strategies: Callable[[ResourceType], Strategy], allocator: Allocator,
                  admit: Admit, protobuf: Decoder | None = None, table: TableConverter | None = None,
-                 committed: Committed | None = None) -> None:
+                 committed: Committed | None = None, conversions: Conversions | None = None) -> None:
         self.registry = registry
         self.storage = storage
         self.caches = caches
@@ -111,6 +115,49 @@ class Handlers:
         self.protobuf = protobuf
         self.table = table
         self.watchers = 0
+        # Kinds served in versions other than the one they are stored in (autoscaling/v1 HPAs).
+        self.conversions = conversions or builtin_conversions()
+
+    # ------------------------------------------------------------------ versions
+
+    def storage_type(self, rt: ResourceType) -> ResourceType:
+        """The type objects of ``rt`` are stored as: ``rt`` itself unless its kind is converted."""
+        if not self.conversions.converts(rt):
+            return rt
+        version = self.conversions.storage_version(rt.group, rt.kind) or rt.version
+        return self.registry.by_kind(rt.group, version, rt.kind) or dataclasses.replace(rt, version=version)
+
+    def _stored(self, info: RequestInfo) -> RequestInfo:
+        """``info`` addressing the storage version: storage, strategy and admission all work there."""
+        srt = self.storage_type(info.rt)
+        return info if srt is info.rt else dataclasses.replace(info, rt=srt)
+
+    def to_storage(self, rt: ResourceType, obj: dict[str, Any], *, partial: bool = False) -> dict[str, Any]:
+        """A request body in ``rt``'s version as the storage version: decoding applies the request
+        version's defaults first (v1 HPAs: minReplicas), then conversion. ``partial``: an apply
+        configuration, converted without defaults."""
+        if not self.conversions.converts(rt):
+            return obj
+        if not partial:
+            obj = m.deep_copy(obj)
+            apply_defaults(rt.group, rt.version, rt.kind, obj)
+        return self.conversions.to_storage(rt, obj, partial=partial)
+
+    def served(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+        """A stored object as the client asked for it (``rt``'s version)."""
+        return self.conversions.from_storage(rt, obj)
+
+    def _table_of(self, request: web.Request, rt: ResourceType, items: list[dict[str, Any]],
+                  list_meta: dict[str, Any]) -> dict[str, Any]:
+        """Table rows are printed from the stored object (upstream prints the internal version, so
+        every metric of an HPA shows through v1 too); whole row objects are in ``rt``'s version."""
+        include = request.query.get("includeObject", "Metadata")
+        srt = self.storage_type(rt)
+        table = self.table(srt, items, include, list_meta)  # type: ignore[misc]
+        if srt is not rt and include == "Object":
+            for row, obj in zip(table.get("rows") or [], items):
+                row["object"] = self.served(rt, obj)
+        return table
 
     # ------------------------------------------------------------------ bodies
 
@@ -215,21 +262,25 @@ class Handlers:
                                      "name or generateName is required")])
             meta["name"] = prefix + "".join(random.choice(_NAME_CHARS) for _ in range(5))
         request["info"] = RequestInfo(rt, info.namespace, meta["name"], "")  # the audit log names the object
-        strategy = self.strategy(rt)
+        sinfo = self._stored(info)
+        srt = sinfo.rt
+        obj = self.to_storage(rt, obj)
+        meta = obj["metadata"]
+        strategy = self.strategy(srt)
         strategy.prepare_create(obj)
-        _record_update(None, obj, request.query.get("fieldManager") or _default_manager(request), rt)
+        _record_update(None, obj, request.query.get("fieldManager") or _default_manager(request), srt)
         dry_run = request.query.get("dryRun") == "All"
-        op = Operation("create", info, user, obj, None, dry_run)
+        op = Operation("create", sinfo, user, obj, None, dry_run)
         await self.admit(op)
         try:
             errs = strategy.validate(obj)
             if errs:
                 raise errors.invalid(kind=rt.kind, group=rt.group, name=meta.get("name", ""), causes=errs)
-            created = await self._store_create(rt, obj, dry_run)
+            created = await self._store_create(srt, obj, dry_run)
         except BaseException as exc:
             await op.rollback(exc)
             raise
-        return _json_response(created, 201, _warning_headers(warnings + op.warnings))
+        return _json_response(self.served(rt, created), 201, _warning_headers(warnings + op.warnings))
 
     async def _store_create(self, rt: ResourceType, obj: dict[str, Any], dry_run: bool) -> dict[str, Any]:
         if rt.plural == "services" and rt.group == "":
@@ -275,7 +326,7 @@ class Handlers:
     # ------------------------------------------------------------------ reads
 
     async def get(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
-        obj = await self.storage.get(info.rt, info.namespace, info.name)
+        obj = await self.storage.get(self.storage_type(info.rt), info.namespace, info.name)
         return self._respond_objects(request, info.rt, [obj], single=True)
 
     def _accept_filter(self, request: web.Request, rt: ResourceType) -> Callable[[dict[str, Any]], bool]:
@@ -309,8 +360,8 @@ class Handlers:
                 revision = _parse_int(rv, "resourceVersion") or 0
                 if match not in ("Exact",) and not token:
                     revision = 0  # NotOlderThan: the newest state is never older
-            result = await self.storage.list(rt, info.namespace, limit=limit, continue_token=token,
-                                             revision=revision, accept=accept)
+            result = await self.storage.list(self.storage_type(rt), info.namespace, limit=limit,
+                                             continue_token=token, revision=revision, accept=accept)
             items = result.items
             list_meta = {"resourceVersion": str(result.revision)}
             if result.continue_token:
@@ -319,12 +370,13 @@ class Handlers:
 
     def _respond_objects(self, request: web.Request, rt: ResourceType, items: list[dict[str, Any]], *,
                          single: bool = False, list_meta: dict[str, Any] | None = None) -> web.StreamResponse:
+        """``items`` as stored, answered in ``rt``'s version (or as a Table)."""
         accept = request.headers.get("Accept", "")
         if "as=Table" in accept and self.table is not None:
-            include = request.query.get("includeObject", "Metadata")
             if single:
                 list_meta = {"resourceVersion": items[0]["metadata"].get("resourceVersion", "")}
-            return _json_response(self.table(rt, items, include, list_meta or {}))
+            return _json_response(self._table_of(request, rt, items, list_meta or {}))
+        items = [self.served(rt, obj) for obj in items]
         if single:
             return _json_response(items[0])
         return _json_response({"kind": rt.list_kind, "apiVersion": rt.api_version,
@@ -366,8 +418,9 @@ class Handlers:
         sent_rev = rv or 0
 
         def encode(kind: str, obj: dict[str, Any]) -> bytes:
-            if as_table and kind != "BOOKMARK" and kind != "ERROR":
-                obj = self.table(rt, [obj], request.query.get("includeObject", "Metadata"), {})  # type: ignore[misc]
+            # The cache holds stored objects: events of a converted kind are converted one by one.
+            if kind != "BOOKMARK" and kind != "ERROR":
+                obj = self._table_of(request, rt, [obj], {}) if as_table else self.served(rt, obj)
             return orjson.dumps({"type": kind, "object": obj}) + b"\n"
 
         try:
@@ -429,6 +482,7 @@ class Handlers:
         dry_run = request.query.get("dryRun") == "All"
         manager = request.query.get("fieldManager") or _default_manager(request)
         status_only = info.subresource == "status"
+        sinfo = self._stored(info)
 
         async def mutate(current: dict[str, Any]) -> dict[str, Any]:
             if expected and current["metadata"]["resourceVersion"] != expected:
@@ -438,11 +492,12 @@ class Handlers:
                 new = m.deep_copy(current)
                 new.setdefault("spec", {})["finalizers"] = list((obj.get("spec") or {}).get("finalizers") or [])
                 return new
-            return await self._prepare_update(info, user, obj, current, status_only=status_only,
-                                              manager=manager, dry_run=dry_run, warnings=warnings)
+            return await self._prepare_update(sinfo, user, self.to_storage(rt, obj), current,
+                                              status_only=status_only, manager=manager, dry_run=dry_run,
+                                              warnings=warnings)
 
-        updated = await self._write(info, mutate, dry_run)
-        return _json_response(updated, 200, _warning_headers(warnings))
+        updated = await self._write(sinfo, mutate, dry_run)
+        return _json_response(self.served(rt, updated), 200, _warning_headers(warnings))
 
     async def _prepare_update(self, info: RequestInfo, user: UserInfo, new: dict[str, Any], current: dict[str, Any], *,
                               status_only: bool, manager: str, dry_run: bool,
@@ -523,7 +578,7 @@ class Handlers:
                 raise errors.bad_request("the apply patch must be an object")
             self.check_type(rt, patch)
             try:
-                await self.storage.get(rt, info.namespace, info.name)
+                await self.storage.get(self.storage_type(rt), info.namespace, info.name)
             except StatusError as err:
                 if err.code != 404 or status_only:
                     raise
@@ -534,9 +589,13 @@ class Handlers:
         elif not isinstance(patch, dict):
             raise errors.bad_request("the patch must be a JSON object")
         warnings: list[str] = []
+        sinfo = self._stored(info)
+        # An apply configuration in the storage version, for field ownership (no implicit values).
+        applied = (self.to_storage(rt, patch, partial=True) if ctype == "application/apply-patch+yaml" else None)
 
         async def mutate(current: dict[str, Any]) -> dict[str, Any]:
-            patched = self._apply_patch(rt, ctype, m.deep_copy(current), patch)
+            # The patch is applied to the object in the request's version, then converted back.
+            patched = self._apply_patch(rt, ctype, m.deep_copy(self.served(rt, current)), patch)
             if not isinstance(patched, dict):
                 raise errors.bad_request("the patch produced a non-object")
             if not status_only:  # validate the result: patches carry directives ($patch, $setElementOrder)
@@ -549,13 +608,12 @@ class Handlers:
             want_rv = (patch.get("metadata") or {}).get("resourceVersion") if isinstance(patch, dict) else None
             if want_rv and want_rv != current["metadata"]["resourceVersion"]:
                 raise errors.conflict(resource=rt.plural, group=rt.group, name=info.name)
-            applied = patch if ctype == "application/apply-patch+yaml" else None
-            return await self._prepare_update(info, user, patched, current, status_only=status_only,
-                                              manager=manager or _default_manager(request), dry_run=dry_run,
-                                              warnings=warnings, applied=applied, force=force)
+            return await self._prepare_update(sinfo, user, self.to_storage(rt, patched), current,
+                                              status_only=status_only, manager=manager or _default_manager(request),
+                                              dry_run=dry_run, warnings=warnings, applied=applied, force=force)
 
-        updated = await self._write(info, mutate, dry_run)
-        return _json_response(updated, 200, _warning_headers(warnings))
+        updated = await self._write(sinfo, mutate, dry_run)
+        return _json_response(self.served(rt, updated), 200, _warning_headers(warnings))
 
     def _apply_patch(self, rt: ResourceType, ctype: str, doc: dict[str, Any], patch: Any) -> Any:
         if ctype == "application/json-patch+json":
@@ -581,30 +639,34 @@ class Handlers:
         if rt.namespaced:
             meta["namespace"] = info.namespace
         warnings = self.field_validation(request, rt, obj)
-        strategy = self.strategy(rt)
+        sinfo = self._stored(info)
+        srt = sinfo.rt
+        obj = self.to_storage(rt, obj)
+        intent = self.to_storage(rt, intent, partial=True)
+        strategy = self.strategy(srt)
         strategy.prepare_create(obj)
         obj = fieldmanager.apply(None, fieldmanager.strip_for_scope(intent, ""), obj, manager=manager,
-                                 api_version=rt.api_version, now=m.now_rfc3339(),
+                                 api_version=srt.api_version, now=m.now_rfc3339(),
                                  schema=fieldmanager.schema_for(rt.kind, rt.group), force=True, kind=rt.kind,
                                  group=rt.group, name=info.name)
-        op = Operation("create", info, user, obj, None, dry_run)
+        op = Operation("create", sinfo, user, obj, None, dry_run)
         await self.admit(op)
         try:
             errs = strategy.validate(obj)
             if errs:
                 raise errors.invalid(kind=rt.kind, group=rt.group, name=info.name, causes=errs)
-            created = await self._store_create(rt, obj, dry_run)
+            created = await self._store_create(srt, obj, dry_run)
         except BaseException as exc:
             await op.rollback(exc)
             raise
-        return _json_response(created, 201, _warning_headers(warnings + op.warnings))
+        return _json_response(self.served(rt, created), 201, _warning_headers(warnings + op.warnings))
 
     # ------------------------------------------------------------------ delete
 
     async def delete(self, request: web.Request, info: RequestInfo, user: UserInfo) -> web.StreamResponse:
         options = await self._delete_options(request)
-        obj = await self._delete_one(info, user, options)
-        return _json_response(obj)
+        obj = await self._delete_one(self._stored(info), user, options)
+        return _json_response(self.served(info.rt, obj))
 
     async def _delete_options(self, request: web.Request) -> dict[str, Any]:
         options: dict[str, Any] = {}
@@ -694,14 +756,15 @@ class Handlers:
 
     async def delete_collection(self, request: web.Request, info: RequestInfo, user: UserInfo) -> web.StreamResponse:
         rt = info.rt
+        srt = self.storage_type(rt)
         options = await self._delete_options(request)
         accept = self._accept_filter(request, rt)
-        result = await self.storage.list(rt, info.namespace, accept=accept)
+        result = await self.storage.list(srt, info.namespace, accept=accept)
         deleted = []
         for obj in result.items:
-            one = RequestInfo(rt, obj["metadata"].get("namespace", ""), obj["metadata"]["name"], "")
+            one = RequestInfo(srt, obj["metadata"].get("namespace", ""), obj["metadata"]["name"], "")
             try:
-                deleted.append(await self._delete_one(one, user, options))
+                deleted.append(self.served(rt, await self._delete_one(one, user, options)))
             except StatusError as err:
                 if err.code != 404:
                     raise

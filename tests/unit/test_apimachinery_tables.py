@@ -884,7 +884,8 @@ async def test_kubectl_prints_our_table(tmp_path: Any) -> None:
     async def list_pods(request: web.Request) -> web.Response:
         seen_accept.append(request.headers.get("Accept", ""))
         include = request.query.get("includeObject", "Metadata")
-        table = to_table(pod_type, pods, now=datetime.now(UTC), include_object=include,
+        # ages are rendered against the clock the pods were made with: a slow kubectl start cannot age them
+        table = to_table(pod_type, pods, now=now, include_object=include,
                          list_meta={"resourceVersion": "7"})
         return web.json_response(table)
 

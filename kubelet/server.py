@@ -8,10 +8,15 @@
     GET  /containerLogs/{ns}/{pod}/{container}      ?follow&tailLines&previous&timestamps&sinceSeconds&sinceTime&limitBytes
     GET  /exec/{ns}/{pod}/{container}               WebSocket, ``v5.channel.k8s.io`` (v4 and channel.k8s.io too)
          ?command=..&command=..&stdin&stdout&stderr&tty (kubectl's names; ``input/output/error`` accepted)
+    GET  /attach/{ns}/{pod}/{container}             WebSocket, the exec channel protocol: the running
+         container's output from now on (stdin: refused unless the runtime can attach it)
+    GET  /portForward/{ns}/{pod}?ports=P&ports=Q    WebSocket, ``v4.channel.k8s.io`` (``portforward.k8s.io``,
+         ``channel.k8s.io`` too): per port i a data channel 2i and an error channel 2i+1, each starting
+         with the port as 2 bytes little-endian; bytes relayed to and from <pod IP>:P
 
 Authentication: a bearer token, checked with a TokenReview (cached 2 minutes); authorization: a
 SubjectAccessReview (allowed answers cached 5 minutes, denials 30 s) for what the path exposes —
-``pods/log get`` and ``pods/exec create`` in the pod's namespace (so the API server can forward the
+``pods/log get`` and ``pods/exec``/``pods/attach``/``pods/portforward`` ``create`` in the pod's namespace (so the API server can forward the
 caller's own token when it proxies ``kubectl logs``/``exec``: the caller needs exactly the rights the
 API server already checked), ``nodes/stats get`` for stats, ``nodes/metrics get`` for metrics,
 ``nodes/proxy get`` for /pods. TLS: a self-signed certificate (``certs``).
@@ -53,6 +58,7 @@ Obj = dict[str, Any]
 TOKEN_REVIEWS = resource("tokenreviews", "authentication.k8s.io")
 ACCESS_REVIEWS = resource("subjectaccessreviews", "authorization.k8s.io")
 EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io", "channel.k8s.io")
+PORT_FORWARD_PROTOCOLS = ("v4.channel.k8s.io", "portforward.k8s.io", "channel.k8s.io")
 STREAM_STDIN, STREAM_STDOUT, STREAM_STDERR, STREAM_ERROR, STREAM_RESIZE, STREAM_CLOSE = 0, 1, 2, 3, 4, 255
 
 
@@ -133,6 +139,10 @@ class KubeletServer:
         r.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
         r.add_route("*", "/exec/{namespace}/{pod}/{container}", self._exec)
         r.add_route("*", "/exec/{namespace}/{pod}/{uid}/{container}", self._exec)
+        r.add_route("*", "/attach/{namespace}/{pod}/{container}", self._attach)
+        r.add_route("*", "/attach/{namespace}/{pod}/{uid}/{container}", self._attach)
+        r.add_route("*", "/portForward/{namespace}/{pod}", self._port_forward)
+        r.add_route("*", "/portForward/{namespace}/{pod}/{uid}", self._port_forward)
         return app
 
     async def start(self) -> int:
@@ -160,6 +170,10 @@ class KubeletServer:
             return "get", "pods", "log", info.get("namespace", ""), info.get("pod", "")
         if path.startswith("/exec/"):
             return "create", "pods", "exec", info.get("namespace", ""), info.get("pod", "")
+        if path.startswith("/attach/"):
+            return "create", "pods", "attach", info.get("namespace", ""), info.get("pod", "")
+        if path.startswith("/portForward/"):
+            return "create", "pods", "portforward", info.get("namespace", ""), info.get("pod", "")
         if path.startswith("/stats"):
             return "get", "nodes", "stats", "", self.kubelet.config.node_name
         if path.startswith("/metrics"):
@@ -406,3 +420,184 @@ class KubeletServer:
             await asyncio.gather(out_task, in_task, wait_task, return_exceptions=True)
             if not wait_task.done() or wait_task.cancelled():
                 await session.kill()
+
+    # ------------------------------------------------------------------ attach
+
+    async def _attach(self, request: web.Request) -> web.StreamResponse:
+        """The exec channel protocol onto the running container itself: its output as it comes
+        (channels 1 and 2), until it stops or the client leaves; then a Status on channel 3."""
+        q = request.query
+        stdin = _truthy(q.get("stdin") or q.get("input"))
+        ws = web.WebSocketResponse(protocols=EXEC_PROTOCOLS, autoping=True, max_msg_size=16 * 1024 * 1024)
+        if not ws.can_prepare(request).ok:
+            return _status(400, "BadRequest", "attach needs a WebSocket upgrade (v5.channel.k8s.io); SPDY is not "
+                                              "supported")
+        await ws.prepare(request)
+        self.exec_sessions += 1
+        try:
+            await self._attach_session(request, ws, stdin=stdin)
+        finally:
+            self.exec_sessions -= 1
+            if not ws.closed:
+                await ws.close()
+        return ws
+
+    async def _attach_session(self, request: web.Request, ws: web.WebSocketResponse, *, stdin: bool) -> None:
+        failure = {"metadata": {}, "status": "Failure"}
+        found = self._container(request)
+        if isinstance(found, web.Response):
+            body = orjson.loads(found.body) if isinstance(found.body, bytes) else {}
+            await self._send_status(ws, {**failure, "message": body.get("message", "container not found"),
+                                         "reason": body.get("reason", "NotFound"), "code": found.status})
+            return
+        agent, worker, container = found
+        if not container.running:
+            await self._send_status(ws, {**failure, "message": f"container {container.name} is not running",
+                                         "reason": "BadRequest", "code": 400})
+            return
+        write_stdin = None
+        if stdin:
+            spec = next((c for key in ("containers", "initContainers", "ephemeralContainers")
+                         for c in worker.spec.get(key) or [] if c.get("name") == container.name), {})
+            if not spec.get("stdin"):
+                await self._send_status(ws, {**failure, "reason": "BadRequest", "code": 400, "message":
+                                             f"container {container.name} has no stdin: set stdin: true in its spec "
+                                             "to attach to it"})
+                return
+            try:
+                write_stdin = await agent.runtime.attach_stdin(container.id)
+            except (RuntimeError_, NotSupported) as exc:
+                await self._send_status(ws, {**failure, "message": exc.message, "reason": "BadRequest", "code": 400})
+                return
+
+        async def pump_out() -> None:
+            async for channel, chunk in agent.runtime.attach_output(container.id):
+                if ws.closed:
+                    return
+                await ws.send_bytes(bytes([channel]) + chunk)
+
+        async def pump_in() -> None:
+            async for msg in ws:
+                if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.ERROR):
+                    return
+                if msg.type != WSMsgType.BINARY or not msg.data or write_stdin is None:
+                    continue
+                if msg.data[0] == STREAM_STDIN and len(msg.data) > 1:
+                    await write_stdin(msg.data[1:])
+                elif msg.data[0] == STREAM_CLOSE and msg.data[1:2] == bytes([STREAM_STDIN]):
+                    await write_stdin(None)
+
+        out_task = asyncio.ensure_future(pump_out())
+        in_task = asyncio.ensure_future(pump_in())
+        try:
+            done, _ = await asyncio.wait({out_task, in_task}, return_when=asyncio.FIRST_COMPLETED)
+            if out_task in done:
+                exc = out_task.exception()
+                if isinstance(exc, (RuntimeError_, NotSupported)):
+                    await self._send_status(ws, {**failure, "message": exc.message, "reason": "BadRequest",
+                                                 "code": 400})
+                elif exc is not None:
+                    raise exc
+                else:  # the container stopped: the attach is over
+                    await self._send_status(ws, {"metadata": {}, "status": "Success"})
+        finally:
+            for t in (out_task, in_task):
+                if not t.done():
+                    t.cancel()
+            await asyncio.gather(out_task, in_task, return_exceptions=True)
+
+    # ------------------------------------------------------------------ port-forward
+
+    async def _port_forward(self, request: web.Request) -> web.StreamResponse:
+        """Kubernetes' WebSocket port-forward protocol: for port i, channel 2i carries the bytes of a
+        TCP connection the kubelet opened to <pod IP>:port, channel 2i+1 its errors (text); the first
+        message on each channel is the port, 2 bytes little-endian (clients check it)."""
+        raw_ports = request.query.getall("ports", [])
+        ports: list[int] = []
+        for item in raw_ports:
+            for part in item.split(","):
+                try:
+                    port = int(part)
+                except ValueError:
+                    return _status(400, "BadRequest", f"invalid port {part!r}")
+                if not 0 < port < 65536:
+                    return _status(400, "BadRequest", f"port {port} must be between 1 and 65535")
+                ports.append(port)
+        if not ports:
+            return _status(400, "BadRequest", "query parameter \"port\" is required")
+        ns, name = request.match_info["namespace"], request.match_info["pod"]
+        found = self.kubelet.find_pod(ns, name)
+        if found is None:
+            return _status(404, "NotFound", f'pod "{name}" not found in namespace "{ns}" on this node')
+        agent, worker = found
+        sandbox = agent.runtime.sandboxes().get(worker.uid)
+        if sandbox is None or not sandbox.ip:
+            return _status(400, "BadRequest", f'pod "{name}" has no IP yet: it is not running')
+        host = agent.runtime.probe_address(sandbox)
+        ws = web.WebSocketResponse(protocols=PORT_FORWARD_PROTOCOLS, autoping=True, max_msg_size=16 * 1024 * 1024)
+        if not ws.can_prepare(request).ok:
+            return _status(400, "BadRequest", "port-forward needs a WebSocket upgrade (v4.channel.k8s.io); SPDY is "
+                                              "not supported by the kubelet")
+        await ws.prepare(request)
+        self.exec_sessions += 1
+        writers: dict[int, asyncio.StreamWriter] = {}
+        tasks: list[asyncio.Task[None]] = []
+        send_lock = asyncio.Lock()
+
+        async def send(channel: int, data: bytes) -> None:
+            async with send_lock:
+                if not ws.closed:
+                    await ws.send_bytes(bytes([channel]) + data)
+
+        async def pump(index: int, reader: asyncio.StreamReader) -> None:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                while chunk := await reader.read(65536):
+                    await send(2 * index, chunk)
+
+        try:
+            for index, port in enumerate(ports):
+                prefix = port.to_bytes(2, "little")
+                await send(2 * index, prefix)
+                await send(2 * index + 1, prefix)
+                try:
+                    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 10)
+                except (OSError, asyncio.TimeoutError) as exc:
+                    await send(2 * index + 1, f"error forwarding port {port} to pod {worker.uid}, uid : "
+                                              f"failed to connect to {host}:{port}: {exc}".encode())
+                    continue
+                writers[index] = writer
+                tasks.append(asyncio.ensure_future(pump(index, reader)))
+            if not writers:
+                return ws
+
+            async def relay_in() -> None:
+                async for msg in ws:
+                    if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.ERROR):
+                        return
+                    if msg.type != WSMsgType.BINARY or not msg.data:
+                        continue
+                    channel, data = msg.data[0], msg.data[1:]
+                    writer = writers.get(channel // 2) if channel % 2 == 0 else None
+                    if writer is not None and data:
+                        try:
+                            writer.write(data)
+                            await writer.drain()
+                        except ConnectionError:
+                            writers.pop(channel // 2, None)
+
+            # Over when the client leaves, or when the pod closed every connection: the WebSocket has no
+            # half-close, so closing it is how the client learns the remote end is done.
+            inbound = asyncio.ensure_future(relay_in())
+            tasks.append(inbound)
+            await asyncio.wait({inbound, asyncio.ensure_future(asyncio.wait(tasks[:-1]))},
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.exec_sessions -= 1
+            for writer in writers.values():
+                writer.close()
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if not ws.closed:
+                await ws.close()
+        return ws

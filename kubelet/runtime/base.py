@@ -21,7 +21,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -270,6 +270,57 @@ class Runtime(abc.ABC):
 
     async def exec_stream(self, container_id: str, argv: list[str], *, tty: bool, stdin: bool) -> ExecSession:
         raise NotSupported("exec")
+
+    async def attach_output(self, container_id: str) -> AsyncIterator[tuple[int, bytes]]:
+        """``kubectl attach``: ``(1 | 2, line)`` of what the container writes from now on, until it stops.
+
+        The container's stdout and stderr are exactly what its CRI log records (the process shim and
+        the docker log forwarder write every line there), so following the log from its current end
+        is attaching to its output, for any runtime that keeps one.
+        """
+        from ..logs import LogOptions, read_log  # the kubelet's log reader; no cycle at import time
+
+        path = self.log_path(container_id)
+        if path is None:
+            raise NotSupported("attach")
+
+        def running() -> bool:
+            c = self.container(container_id)
+            return bool(c is not None and c.running)
+
+        streams = {"stdout": 1, "stderr": 2}
+        queue: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue(maxsize=256)
+
+        async def follow(stream: str) -> None:
+            try:
+                opts = LogOptions(follow=True, tail_lines=0, streams=(stream,))
+                async for line in read_log(path, opts, running=running):
+                    await queue.put((streams[stream], line))
+            finally:
+                await queue.put(None)
+
+        tasks = [asyncio.ensure_future(follow(s)) for s in streams]
+        try:
+            ended = 0
+            while ended < len(tasks):
+                item = await queue.get()
+                if item is None:
+                    ended += 1
+                    continue
+                yield item
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def attach_stdin(self, container_id: str) -> Callable[[bytes | None], Awaitable[None]]:
+        """A writer into the stdin of a container started with ``stdin: true`` (None closes it).
+
+        No runtime keeps a container's stdin open today (the process shim gives containers
+        /dev/null): attaching stdin is refused with this error, which the kubelet reports to the
+        client instead of silently dropping what is typed.
+        """
+        raise NotSupported("attaching to a container's stdin")
 
     def log_path(self, container_id: str) -> Path | None:
         """The container's log in CRI format (``<RFC3339Nano> stdout|stderr F|P <text>``), if it has one."""

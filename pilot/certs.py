@@ -149,15 +149,24 @@ def _ensure_private(path: Path, make: Callable[[], bytes]) -> None:
 
 def ensure_cluster_secrets(state_dir: Path, *, hosts: list[str]) -> None:
     """CA and serving certificate, service-account signing key, encryption config, peer secret."""
-    from apiserver.encryption import new_config as new_encryption_config
-    from apiserver.serviceaccounts import generate_private_key_pem
+    def sa_key() -> bytes:
+        from apiserver.serviceaccounts import generate_private_key_pem
+
+        return generate_private_key_pem()
+
+    def encryption_config() -> bytes:
+        # Imported only when needed: it pulls in the API server's storage (and aiohttp), 0.2 s that
+        # every later `pilot up` (and the supervisor it starts) would pay for a file that exists.
+        from apiserver.encryption import new_config
+
+        return new_config().encode()
 
     ensure_certificates(state_dir / "pki", hosts=hosts)
     # The store's client port is TLS with client certificates: only the API servers get in.
     issue_certificate(state_dir / "pki", "kvstore", hosts=hosts)
     issue_certificate(state_dir / "pki", "apiserver-kvstore-client", hosts=[], client=True)
-    _ensure_private(state_dir / "pki" / "sa.key", generate_private_key_pem)
-    _ensure_private(state_dir / "encryption.yaml", lambda: new_encryption_config().encode())
+    _ensure_private(state_dir / "pki" / "sa.key", sa_key)
+    _ensure_private(state_dir / "encryption.yaml", encryption_config)
     _ensure_private(state_dir / "peer-secret", lambda: (new_token() + new_token()).encode())
 
 

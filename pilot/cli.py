@@ -6,7 +6,9 @@ import asyncio
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -100,31 +102,98 @@ def up(state_dir: Path = typer.Option(Path(".pilot"), help=STATE_DIR_HELP),
     """Start a local cluster (3 store members, API servers) as supervised processes."""
     from pilot import local
 
+    started = time.monotonic()
     layout = local.prepare(state_dir, api_port=api_port, store_port=store_port, apiservers=apiservers)
     kubeconfig = layout.state_dir / "kubeconfig"
+    progress = _StartProgress([c.name for c in layout.components()], started)
     if detach:
-        with console.status("starting Pilothouse…") as status:
-            def progress(rows: list[dict]) -> None:
-                healthy = sum(1 for r in rows if r["health"] == "ok")
-                status.update(f"starting Pilothouse… {healthy}/{len(rows)} components healthy")
-
+        with progress:
             ok = local.start_detached(layout, timeout=timeout, progress=progress)
         if not ok:
             console.print(f"[red]cluster not ready after {timeout:.0f}s[/red]; logs in {layout.state_dir / 'logs'}")
             raise typer.Exit(1)
-        console.print(f"[green]Pilothouse is ready.[/green] kubectl --kubeconfig {kubeconfig} get ns")
+        console.print(f"[green]Pilothouse is ready[/green] in {time.monotonic() - started:.1f}s. "
+                      f"kubectl --kubeconfig {kubeconfig} get ns", highlight=False)
         if demo:
             _deploy_demo(layout)
         return
 
     def ready() -> None:
-        console.print(f"[green]Pilothouse is ready.[/green] kubectl --kubeconfig {kubeconfig} get ns  (Ctrl-C stops)")
+        progress.close()
+        console.print(f"[green]Pilothouse is ready[/green] in {time.monotonic() - started:.1f}s. "
+                      f"kubectl --kubeconfig {kubeconfig} get ns  (Ctrl-C stops)", highlight=False)
         if demo:
             import threading
 
             threading.Thread(target=_deploy_demo, args=(layout,), daemon=True).start()
 
-    asyncio.run(local.supervise(layout, on_ready=ready))
+    with progress:
+        asyncio.run(local.supervise(layout, on_ready=ready, progress=progress))
+
+
+class _StartProgress:
+    """``pilot up``'s progress: one line per component going starting → healthy.
+
+    On a terminal a live rich table (spinner while starting, the seconds it took once healthy);
+    otherwise (pipes, CI, tests) one plain line per component as it becomes healthy, nothing redrawn.
+    """
+
+    def __init__(self, names: list[str], started: float) -> None:
+        self.names = names
+        self.started = started
+        self.healthy_at: dict[str, float] = {}
+        self.state: dict[str, str] = {n: "starting" for n in names}
+        self.nodes_ready: float | None = None
+        self._live: Any = None
+
+    def __enter__(self) -> _StartProgress:
+        if console.is_terminal:
+            from rich.live import Live
+
+            self._live = Live(self._render(), console=console, refresh_per_second=10, transient=False)
+            self._live.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.update(self._render(), refresh=True)
+            self._live.stop()
+            self._live = None
+
+    def __call__(self, rows: list[dict[str, Any]], ready: bool) -> None:
+        now = time.monotonic() - self.started
+        for row in rows:
+            name = row["name"]
+            self.state[name] = row["health"]
+            if row["health"] == "ok" and name not in self.healthy_at:
+                self.healthy_at[name] = now
+                if self._live is None:
+                    console.print(f"  {name:<22} healthy  {now:5.1f}s", highlight=False)
+        if ready and self.nodes_ready is None:
+            self.nodes_ready = now
+            if self._live is None:
+                console.print(f"  {'nodes':<22} Ready    {now:5.1f}s", highlight=False)
+        if self._live is not None:
+            self._live.update(self._render())
+
+    def _render(self) -> Any:
+        from rich.spinner import Spinner
+        from rich.table import Table as RichTable
+
+        table = RichTable.grid(padding=(0, 2))
+        for name in self.names:
+            if name in self.healthy_at:
+                table.add_row(f"[green]✓[/green] {name}", "[green]healthy[/green]", f"{self.healthy_at[name]:.1f}s")
+            else:
+                table.add_row(Spinner("dots", text=f" {name}"), f"[yellow]{self.state.get(name, 'starting')}[/yellow]",
+                              "")
+        label = "[green]✓[/green] nodes" if self.nodes_ready is not None else Spinner("dots", text=" nodes")
+        table.add_row(label, "[green]Ready[/green]" if self.nodes_ready is not None else "[yellow]registering[/yellow]",
+                      f"{self.nodes_ready:.1f}s" if self.nodes_ready is not None else "")
+        return table
 
 
 def _deploy_demo(layout) -> None:  # type: ignore[no-untyped-def]
@@ -144,7 +213,7 @@ def supervise(state_dir: Path = typer.Option(Path(".pilot"), help=STATE_DIR_HELP
     """Run the supervisor in the foreground (what `pilot up --detach` starts)."""
     from pilot import local
 
-    asyncio.run(local.supervise(local.prepare(state_dir)))
+    local.main_supervise(str(state_dir))
 
 
 @app.command("down")

@@ -2,7 +2,8 @@
 
 State dir (default ``./.pilot``)::
 
-    cluster.json      ports chosen on the first ``pilot up`` (reused by later ones)
+    cluster.json      ports chosen on the first ``pilot up`` (reused by later ones; the components'
+                      health ports are added to a state dir from before they were kept)
     kubeconfig        admin kubeconfig (HTTPS, embedded CA, token)
     kubeconfigs/<identity>.kubeconfig   one per component identity (scheduler, controller-manager,
                       node-<name>, proxy): components never use the admin token

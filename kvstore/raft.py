@@ -8,9 +8,10 @@ What this module adds on top of pysyncobj, each at the place the gap comes from:
   anything is unpickled), peers bind to an explicit address, read-only peers and the unauthenticated
   utility protocol (``syncobj_admin``) are refused, and a frame whose length prefix is over
   ``max_frame`` closes the connection before it is buffered.
-* **Durability.** ``DurableJournal`` is fsynced before any message leaves this node and at the end of
-  every tick, so nothing is acknowledged (by a follower) or committed (by a leader) before it is on
-  disk. Term and vote are fsynced synchronously.
+* **Durability.** A follower fsyncs ``DurableJournal`` before any message leaves it, so it never
+  acknowledges what is not on its disk. The leader replicates entries while it fsyncs them (as
+  etcd does) and syncs at the start and end of every tick, before it counts itself toward a commit.
+  Term and vote are fsynced synchronously.
 * **The catch-up livelock.** A leader sends several 64 KiB AppendEntries batches per tick and moves
   ``nextIndex`` optimistically past each. A follower with a conflicting tail rejects the first
   (``reset`` to ``prevLogIdx``: one step back) and then the later ones (``reset`` to its own last+1),

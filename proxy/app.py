@@ -68,10 +68,11 @@ async def serve(args: argparse.Namespace) -> None:
     catalog.start()
     proxy.start()
     recorder.start()
-    work: Awaitable[None] = asyncio.Event().wait()  # forever: listeners and balancers run on their own
     if not args.no_lb_allocator and node_ips:
         allocator = LoadBalancerAllocator(client, catalog.services, ip=node_ips[0], metrics=metrics, recorder=recorder)
-        work = component.campaign(runtime.leader_elector(client, args, metrics, allocator.lead))
+        work: Awaitable[None] = component.campaign(runtime.leader_elector(client, args, metrics, allocator.lead))
+    else:
+        work = asyncio.Event().wait()  # forever: listeners and balancers run on their own
     log.info("proxy started", extra={"event": "started", "node": args.node_name, "node_ips": node_ips,
                                      "identity": default_identity(args.replica_name),
                                      "servers": list(client.config.servers), "health": args.bind_health})

@@ -346,6 +346,21 @@ class KubeletServer:
         with contextlib.suppress(ConnectionError, RuntimeError):
             await ws.send_bytes(bytes([STREAM_ERROR]) + orjson.dumps(status))
 
+    async def _running_container(self, request: web.Request, ws: web.WebSocketResponse) -> Any:
+        """The (agent, worker, container) a stream request names, or None once a Failure status was sent."""
+        failure = {"metadata": {}, "status": "Failure"}
+        found = self._container(request)
+        if isinstance(found, web.Response):
+            body = orjson.loads(found.body) if isinstance(found.body, bytes) else {}
+            await self._send_status(ws, {**failure, "message": body.get("message", "container not found"),
+                                         "reason": body.get("reason", "NotFound"), "code": found.status})
+            return None
+        if not found[2].running:
+            await self._send_status(ws, {**failure, "message": f"container {found[2].name} is not running",
+                                         "reason": "BadRequest", "code": 400})
+            return None
+        return found
+
     async def _exec_session(self, request: web.Request, ws: web.WebSocketResponse, argv: list[str], *,
                             stdin: bool, tty: bool) -> None:
         failure = {"metadata": {}, "status": "Failure"}
@@ -353,17 +368,10 @@ class KubeletServer:
             await self._send_status(ws, {**failure, "message": "you must specify at least one command for the container",
                                          "reason": "BadRequest", "code": 400})
             return
-        found = self._container(request)
-        if isinstance(found, web.Response):
-            body = orjson.loads(found.body) if isinstance(found.body, bytes) else {}
-            await self._send_status(ws, {**failure, "message": body.get("message", "container not found"),
-                                         "reason": body.get("reason", "NotFound"), "code": found.status})
+        found = await self._running_container(request, ws)
+        if found is None:
             return
         agent, _worker, container = found
-        if not container.running:
-            await self._send_status(ws, {**failure, "message": f"container {container.name} is not running",
-                                         "reason": "BadRequest", "code": 400})
-            return
         try:
             session = await agent.runtime.exec_stream(container.id, argv, tty=tty, stdin=stdin)
         except (RuntimeError_, NotSupported) as exc:
@@ -444,17 +452,10 @@ class KubeletServer:
 
     async def _attach_session(self, request: web.Request, ws: web.WebSocketResponse, *, stdin: bool) -> None:
         failure = {"metadata": {}, "status": "Failure"}
-        found = self._container(request)
-        if isinstance(found, web.Response):
-            body = orjson.loads(found.body) if isinstance(found.body, bytes) else {}
-            await self._send_status(ws, {**failure, "message": body.get("message", "container not found"),
-                                         "reason": body.get("reason", "NotFound"), "code": found.status})
+        found = await self._running_container(request, ws)
+        if found is None:
             return
         agent, worker, container = found
-        if not container.running:
-            await self._send_status(ws, {**failure, "message": f"container {container.name} is not running",
-                                         "reason": "BadRequest", "code": 400})
-            return
         write_stdin = None
         if stdin:
             spec = next((c for key in ("containers", "initContainers", "ephemeralContainers")

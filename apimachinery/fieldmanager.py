@@ -262,6 +262,11 @@ def _covers(owned: FieldSet, path: Path) -> bool:
     return any(p[:n] == path for p in owned)
 
 
+def _in_scope(path: Path, scope: str) -> bool:
+    """Whether a path of a scope-"all" field set belongs to ``scope`` (what ``field_set`` would keep)."""
+    return (path[0] == "f:status") == (scope == "status")
+
+
 def _scope(subresource: str) -> str:
     return "status" if subresource == "status" else "main"
 
@@ -271,14 +276,14 @@ def record_update(old: Mapping[str, Any] | None, new: dict[str, Any], *, manager
     """Update ``new``'s managedFields for a create/PUT/PATCH by ``manager`` (``old`` is None on create)."""
     scope = _scope(subresource)
     entries = _entries(old) if old is not None else []  # on create, managedFields sent by the client are not taken
-    new_fields = field_set(new, schema, scope=scope)
+    every = field_set(new, schema, scope="all")
+    new_fields = {p for p in every if _in_scope(p, scope)}
     if old is None:
         changed = new_fields
     else:
         old_fields = field_set(old, schema, scope=scope)
         changed = {p for p in new_fields | old_fields if value_at(old, p) != value_at(new, p)
                    or (p in new_fields) != (p in old_fields)}
-    every = field_set(new, schema, scope="all")
     mine = next((e for e in entries if (e.manager, e.operation, e.subresource) == (manager, "Update", subresource)),
                 None)
     for e in entries:

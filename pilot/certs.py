@@ -13,7 +13,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import yaml
 from cryptography import x509
@@ -42,44 +42,61 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
                              serialization.NoEncryption())
 
 
+API_SERVER_NAMES = ("localhost", "127.0.0.1", "kubernetes", "kubernetes.default", "kubernetes.default.svc")
+
+
 def ensure_certificates(directory: Path, *, hosts: list[str]) -> CertPaths:
-    """Create a CA and a serving certificate for ``hosts`` (IPs or DNS names) unless they exist."""
+    """The cluster CA (created once) and the API servers' serving certificate for ``hosts`` (IPs or DNS
+    names) and the in-cluster names of the ``kubernetes`` Service; a serving certificate that misses
+    one of them (a state dir from an older version) is issued again by the same CA."""
     paths = CertPaths(directory / "ca.crt", directory / "ca.key", directory / "apiserver.crt",
                       directory / "apiserver.key")
-    if all(p.exists() for p in (paths.ca_cert, paths.ca_key, paths.server_cert, paths.server_key)):
-        return paths
-    now = dt.datetime.now(dt.timezone.utc)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pilothouse-ca")])
-    ca_cert = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-               .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=3650))
-               .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-               .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                            content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                            key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-               .sign(ca_key, hashes.SHA256()))
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    sans: list[x509.GeneralName] = []
-    for host in dict.fromkeys(["localhost", "127.0.0.1", "kubernetes", "kubernetes.default",
-                               "kubernetes.default.svc", *hosts]):
-        try:
-            sans.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            sans.append(x509.DNSName(host))
-    server_cert = (x509.CertificateBuilder()
-                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
-                   .issuer_name(ca_name).public_key(server_key.public_key())
-                   .serial_number(x509.random_serial_number())
-                   .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=825))
-                   .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-                   .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+    if not (paths.ca_cert.exists() and paths.ca_key.exists()):
+        now = dt.datetime.now(dt.timezone.utc)
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pilothouse-ca")])
+        ca_cert = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+                   .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=3650))
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                   .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                                content_commitment=False, key_encipherment=False,
+                                                data_encipherment=False, key_agreement=False, encipher_only=False,
+                                                decipher_only=False), critical=True)
                    .sign(ca_key, hashes.SHA256()))
-    _write_private(paths.ca_key, _key_pem(ca_key))
-    paths.ca_cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    _write_private(paths.server_key, _key_pem(server_key))
-    paths.server_cert.write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
+        directory.mkdir(parents=True, exist_ok=True)
+        _write_private(paths.ca_key, _key_pem(ca_key))
+        paths.ca_cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+        paths.server_cert.unlink(missing_ok=True)  # signed by a CA that is gone
+    ensure_server_certificate(directory, "apiserver", [*API_SERVER_NAMES, *hosts])
     return paths
+
+
+def certificate_names(cert_path: Path) -> set[str]:
+    """The DNS names and IP addresses a certificate's subjectAltName lists."""
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return set()
+    return {str(n) for n in sans.get_values_for_type(x509.DNSName)} | \
+        {str(n) for n in sans.get_values_for_type(x509.IPAddress)}
+
+
+def _canonical(host: str) -> str:
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host
+
+
+def ensure_server_certificate(pki: Path, name: str, hosts: list[str]) -> None:
+    """``name``'s serving certificate for ``hosts``; one that misses a host is issued again."""
+    cert_path, key_path = pki / f"{name}.crt", pki / f"{name}.key"
+    if cert_path.exists() and key_path.exists() and not {_canonical(h) for h in hosts} <= certificate_names(cert_path):
+        cert_path.unlink()
+        key_path.unlink()
+    issue_certificate(pki, name, hosts=hosts)
 
 
 def issue_certificate(pki: Path, name: str, *, hosts: list[str], client: bool = False) -> tuple[Path, Path]:
@@ -147,8 +164,11 @@ def _ensure_private(path: Path, make: Callable[[], bytes]) -> None:
         _write_private(path, make())
 
 
-def ensure_cluster_secrets(state_dir: Path, *, hosts: list[str]) -> None:
-    """CA and serving certificate, service-account signing key, encryption config, peer secret."""
+def ensure_cluster_secrets(state_dir: Path, *, hosts: list[str], api_hosts: Sequence[str] = ()) -> None:
+    """CA and serving certificates, service-account signing key, encryption config, peer secret.
+
+    ``hosts`` are the names of every server (API servers, store members); ``api_hosts`` are further
+    names only the API servers' certificate carries (the ``kubernetes`` Service's ClusterIP)."""
     def sa_key() -> bytes:
         from apiserver.serviceaccounts import generate_private_key_pem
 
@@ -161,7 +181,7 @@ def ensure_cluster_secrets(state_dir: Path, *, hosts: list[str]) -> None:
 
         return new_config().encode()
 
-    ensure_certificates(state_dir / "pki", hosts=hosts)
+    ensure_certificates(state_dir / "pki", hosts=[*hosts, *api_hosts])
     # The store's client port is TLS with client certificates: only the API servers get in.
     issue_certificate(state_dir / "pki", "kvstore", hosts=hosts)
     issue_certificate(state_dir / "pki", "apiserver-kvstore-client", hosts=[], client=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import ipaddress
 import json
 import os
 import random
@@ -50,6 +51,7 @@ def node_identity(node: str) -> tuple[str, tuple[str, list[str]]]:
 
 
 SERVICE_CIDR = "127.96.0.0/16"  # ClusterIPs are loopback addresses where each node's proxy listens
+KUBERNETES_SERVICE_IP = str(next(ipaddress.ip_network(SERVICE_CIDR).hosts()))  # the `kubernetes` Service's ClusterIP
 
 
 @dataclass(frozen=True)
@@ -275,7 +277,7 @@ def prepare(state_dir: Path, *, api_port: int = 6443, store_port: int = 23790, s
         data["health_ports"] = {**layout.health_ports, **dict(zip(missing, free_ports(len(missing), exclude=taken)))}
         layout_file.write_text(json.dumps(data, indent=2) + "\n")
         layout = make_layout()
-    ensure_cluster_secrets(state_dir, hosts=["127.0.0.1", "localhost"])
+    ensure_cluster_secrets(state_dir, hosts=["127.0.0.1", "localhost"], api_hosts=[KUBERNETES_SERVICE_IP])
     identities = dict(IDENTITIES)
     for node in layout.nodes:
         name, identity = node_identity(node)

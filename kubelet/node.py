@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import platform
@@ -67,6 +68,13 @@ def _os_image() -> str:
         if line.startswith("PRETTY_NAME="):
             return line.split("=", 1)[1].strip().strip('"')
     return platform.platform()
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def node_info(name: str, runtime_version: str, *, fake: bool) -> dict[str, str]:
@@ -154,7 +162,12 @@ class NodeAgent:
         return self.kubelet.config.root_dir / "pods" / uid
 
     def service_env(self) -> dict[str, str]:
-        return self.kubelet.service_env() if self.runtime.name == "process" else {}
+        """KUBERNETES_SERVICE_HOST/PORT and friends, where this node's pods can reach that address: host
+        processes always; containers unless it is a loopback address (which would be their own)."""
+        env = self.kubelet.service_env()
+        if self.runtime.name != "process" and _is_loopback(env["KUBERNETES_SERVICE_HOST"]):
+            return {}
+        return env
 
     def observe_status(self, worker: PodWorker, status: Obj) -> None:
         self.kubelet.observe_status(self, worker, status)

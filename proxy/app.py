@@ -51,6 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "serves the cluster addresses together)")
     p.add_argument("--no-lb-allocator", action="store_true",
                    help="do not publish LoadBalancer Services (another allocator does it)")
+    p.add_argument("--pod-netns", choices=("none", "docker"), default="none",
+                   help="docker: also serve the loopback Service addresses inside the network namespace of "
+                        "each of this node's pod sandboxes (the docker runtime; needs the Docker socket, the "
+                        "host PID namespace and CAP_SYS_ADMIN)")
+    p.add_argument("--pod-netns-root-dir", default="", metavar="DIR",
+                   help="with --pod-netns=docker: only the sandboxes of the kubelet with this --root-dir")
+    p.add_argument("--docker-host", default=None, help="Docker engine URL (default: $DOCKER_HOST or the local socket)")
     component.add_leader_election_flags(p, resource_name=LEASE_NAME)
     return p
 
@@ -63,10 +70,21 @@ async def serve(args: argparse.Namespace) -> None:
     proxy = ServiceProxy(catalog, node_ips=node_ips, metrics=metrics, connect_timeout=args.connect_timeout,
                          udp_idle_timeout=args.udp_idle_timeout, fail_timeout=args.endpoint_fail_timeout,
                          share_cluster_ips=not args.no_share_cluster_ips)
+    sandboxes = None
+    if args.pod_netns == "docker":
+        from .netns import DockerSandboxes, open_in_namespace  # Docker's client: only when asked for
+
+        sandboxes = DockerSandboxes(node_name=args.node_name, root_dir=args.pod_netns_root_dir,
+                                    docker_host=args.docker_host)
+        proxy.open_in_namespace = open_in_namespace
+        sandboxes.on_change.append(lambda: proxy.set_pod_namespaces(
+            {cid: ns.path for cid, ns in sandboxes.namespaces.items()}))
     recorder = EventRecorder(client, component="pilot-lb-allocator", host=args.node_name)
     runner = await runtime.start_http(args.bind_health, metrics, lambda: catalog.synced and proxy.synced.is_set())
     catalog.start()
     proxy.start()
+    if sandboxes is not None:
+        sandboxes.start()
     recorder.start()
     if not args.no_lb_allocator and node_ips:
         allocator = LoadBalancerAllocator(client, catalog.services, ip=node_ips[0], metrics=metrics, recorder=recorder)
@@ -79,6 +97,8 @@ async def serve(args: argparse.Namespace) -> None:
     try:
         await component.run_until_signal(work, name="lb-allocator")
     finally:
+        if sandboxes is not None:
+            await sandboxes.stop()
         await proxy.stop()
         await catalog.stop()
         await recorder.stop(1.0)

@@ -16,12 +16,18 @@ Two kinds of change, handled differently:
   SO_REUSEPORT, so all proxies serve them (the kernel spreads new connections) and any one of them
   may die without the address going dark. Two *clusters* on one host therefore need different
   service ranges. Node addresses (NodePort, LoadBalancer) are never shared.
+* Pods with network namespaces of their own (Docker containers) do not see the node's loopback:
+  the loopback Service addresses are also served inside each pod namespace handed to
+  ``set_pod_namespaces`` (see ``netns``), by listeners that share the node's balancers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import socket
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from .balancer import Addr, Balancers
@@ -38,7 +44,7 @@ class Listener(Protocol):
     key: ListenKey
     target: ServicePortKey
 
-    async def start(self, *, reuse_port: bool = False) -> None: ...
+    async def start(self, *, reuse_port: bool = False, sock: socket.socket | None = None) -> None: ...
 
     def close(self) -> None: ...
 
@@ -64,6 +70,11 @@ class ServiceProxy:
         self.listeners: dict[ListenKey, Listener] = {}
         self.failed: dict[ListenKey, str] = {}  # listeners we could not open, with the error
         self.conflicts: list[tuple[ListenKey, ServicePort]] = []
+        # Pod network namespaces (name -> namespace file) and their listeners, opened by ``open_in_namespace``.
+        self.pod_namespaces: dict[str, str] = {}
+        self.pod_listeners: dict[str, dict[ListenKey, Listener]] = {}
+        self.pod_failed: dict[tuple[str, ListenKey], str] = {}
+        self.open_in_namespace: Callable[[str, ListenKey], Awaitable[socket.socket]] | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.synced = asyncio.Event()  # set after the first sync with synced informers
@@ -81,9 +92,18 @@ class ServiceProxy:
         self.metrics.endpoint_updates.inc()
 
     def _endpoints_gone(self, key: ServicePortKey, gone: set[Addr]) -> None:
-        for lst in self.listeners.values():
+        for lst in self._all_listeners():
             if lst.target == key and isinstance(lst, UDPListener):
                 lst.endpoints_gone(gone)
+
+    def _all_listeners(self) -> list[Listener]:
+        return [*self.listeners.values(), *(lst for per_ns in self.pod_listeners.values() for lst in per_ns.values())]
+
+    def set_pod_namespaces(self, namespaces: dict[str, str]) -> None:
+        """The pod network namespaces to serve loopback Service addresses in (name -> namespace file)."""
+        if namespaces != self.pod_namespaces:
+            self.pod_namespaces = dict(namespaces)
+            self._wake.set()
 
     # ------------------------------------------------------------------ sync loop
 
@@ -96,10 +116,11 @@ class ServiceProxy:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        for lst in self.listeners.values():
+        for lst in self._all_listeners():
             lst.close()
             lst.abort_all()
         self.listeners.clear()
+        self.pod_listeners.clear()
 
     async def run(self) -> None:
         await self.catalog.wait_for_sync()
@@ -111,7 +132,7 @@ class ServiceProxy:
                 log.exception("sync failed")
             self.synced.set()
             try:
-                await asyncio.wait_for(self._wake.wait(), self.retry_period if self.failed else None)
+                await asyncio.wait_for(self._wake.wait(), self.retry_period if self.failed or self.pod_failed else None)
             except asyncio.TimeoutError:
                 pass
 
@@ -150,7 +171,8 @@ class ServiceProxy:
             self.failed.pop(lk, None)
             self.listeners[lk] = lst
             log.info("listening", extra={"event": "listen", "listen": str(lk), "service": str(sp.key)})
-        in_use = {lst.target for lst in self.listeners.values()}
+        await self._sync_pod_namespaces(desired)
+        in_use = {lst.target for lst in self._all_listeners()}
         self.balancers.retain(in_use)
         for key in in_use:
             self.balancers.get(key)
@@ -158,9 +180,48 @@ class ServiceProxy:
         for service_key in {k.service_key for k in in_use}:
             self.balancers.refresh(service_key)
 
+    async def _sync_pod_namespaces(self, desired: dict[ListenKey, ServicePort]) -> None:
+        """Inside every pod namespace, the listeners of the loopback Service addresses."""
+        wanted = {lk: sp for lk, sp in desired.items() if _is_loopback(lk.ip)}
+        for ns in [ns for ns in self.pod_listeners if ns not in self.pod_namespaces]:
+            for lst in self.pod_listeners.pop(ns).values():
+                lst.close()  # the pod is gone: its connections went with its namespace
+                lst.abort_all()
+        self.pod_failed = {k: v for k, v in self.pod_failed.items() if k[0] in self.pod_namespaces and k[1] in wanted}
+        if self.open_in_namespace is None:
+            return
+        for ns, path in self.pod_namespaces.items():
+            current = self.pod_listeners.setdefault(ns, {})
+            for lk in [k for k in current if k not in wanted]:
+                current.pop(lk).close()
+            for lk, sp in wanted.items():
+                lst = current.get(lk)
+                if lst is not None:
+                    lst.target = sp.key
+                    continue
+                lst = self._new_listener(lk, sp.key)
+                try:
+                    await lst.start(sock=await self.open_in_namespace(path, lk))
+                except OSError as exc:
+                    self.metrics.listen_errors.inc()
+                    if self.pod_failed.get((ns, lk)) != str(exc):
+                        log.warning("cannot listen in a pod's namespace", extra={
+                            "event": "listen_failed", "listen": str(lk), "namespace": ns, "error": str(exc)})
+                    self.pod_failed[(ns, lk)] = str(exc)
+                    continue
+                self.pod_failed.pop((ns, lk), None)
+                current[lk] = lst
+
     def _new_listener(self, lk: ListenKey, target: ServicePortKey) -> Listener:
         if lk.protocol == "UDP":
             return UDPListener(lk, target, balancers=self.balancers, metrics=self.metrics,
                                idle_timeout=self.udp_idle_timeout)
         return TCPListener(lk, target, balancers=self.balancers, metrics=self.metrics,
                            connect_timeout=self.connect_timeout)
+
+
+def _is_loopback(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False

@@ -95,7 +95,11 @@ class TCPListener:
         self._server: asyncio.base_events.Server | None = None
         self._conns: set[asyncio.Task[Any]] = set()
 
-    async def start(self, *, reuse_port: bool = False) -> None:
+    async def start(self, *, reuse_port: bool = False, sock: socket.socket | None = None) -> None:
+        """Listen on ``key``, or accept on ``sock`` (already bound and listening, e.g. in a pod's namespace)."""
+        if sock is not None:
+            self._server = await asyncio.start_server(self._accept, sock=sock, limit=BUFFER)
+            return
         self._server = await asyncio.start_server(self._accept, self.key.ip, self.key.port, reuse_address=True,
                                                   reuse_port=reuse_port, backlog=1024, limit=BUFFER)
 

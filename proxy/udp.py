@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections import OrderedDict
 from typing import Any
 
@@ -149,10 +150,14 @@ class UDPListener(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self._sweeper: asyncio.TimerHandle | None = None
 
-    async def start(self, *, reuse_port: bool = False) -> None:
+    async def start(self, *, reuse_port: bool = False, sock: socket.socket | None = None) -> None:
+        """Bind ``key``, or receive on ``sock`` (already bound, e.g. in a pod's namespace)."""
         loop = asyncio.get_running_loop()
-        await loop.create_datagram_endpoint(lambda: self, local_addr=(self.key.ip, self.key.port),
-                                            reuse_port=reuse_port)
+        if sock is not None:
+            await loop.create_datagram_endpoint(lambda: self, sock=sock)
+        else:
+            await loop.create_datagram_endpoint(lambda: self, local_addr=(self.key.ip, self.key.port),
+                                                reuse_port=reuse_port)
         self._schedule_sweep()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -137,6 +137,13 @@ spec:
   selector: {app: web}
   ports: [{port: 8000}]
 ---
+apiVersion: v1
+kind: Service
+metadata: {name: web-vip}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8000}]
+---
 apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata: {name: web}
@@ -221,6 +228,33 @@ def test_compose_cluster_survives_kill9_and_runs_pods_as_containers(compose) -> 
                  "print(sorted({a[4][0] for a in socket.getaddrinfo('web', 8000)})); "
                  "print(urllib.request.urlopen('http://web:8000/', timeout=5).status)").stdout.split("\n")
     assert got[0] == str(sorted(p["status"]["podIP"] for p in web)) and got[1] == "200"
+
+    # A ClusterIP Service from inside a pod: the name resolves to its ClusterIP (a 127/8 address, the
+    # pod's own loopback), where the node's proxy listens inside the pod's namespace. The API server
+    # through the kubernetes Service, with the pod's service-account token and CA, as in-cluster clients do.
+    vip = kubectl(state, "get", "service", "web-vip", "-o", "jsonpath={.spec.clusterIP}").stdout
+    in_pod = ("import os, socket, ssl, urllib.request\n"
+              "print(sorted({a[4][0] for a in socket.getaddrinfo('web-vip', 80)}))\n"
+              "print(urllib.request.urlopen('http://web-vip/', timeout=5).status)\n"
+              "sa = '/var/run/secrets/kubernetes.io/serviceaccount/'\n"
+              "req = urllib.request.Request('https://kubernetes.default.svc/api/v1/namespaces/default/pods',"
+              " headers={'Authorization': 'Bearer ' + open(sa + 'token').read()})\n"
+              "try: print(urllib.request.urlopen(req, context=ssl.create_default_context(cafile=sa + 'ca.crt'),"
+              " timeout=5).status)\n"
+              "except urllib.error.HTTPError as exc: print(exc.code)\n"
+              "print(os.environ.get('KUBERNETES_SERVICE_HOST'), os.environ.get('KUBERNETES_SERVICE_PORT'))\n")
+
+    def through_cluster_ip() -> list[str] | None:
+        out = docker("exec", first, "python3", "-c", in_pod, check=False)
+        lines = out.stdout.split("\n")
+        return lines if out.returncode == 0 else print(out.stdout, out.stderr)  # type: ignore[func-returns-value]
+
+    wait_for(lambda: through_cluster_ip() is not None, timeout=60, what="the ClusterIP Service answering in a pod")
+    got = through_cluster_ip()
+    assert got is not None
+    assert got[0] == str([vip]) and vip.startswith("127.96.") and got[1] == "200", got
+    assert got[2] == "403", got  # authenticated as the pod's service account, which may not list pods
+    assert got[3] in ("apiserver-1 6443", "apiserver-2 6443"), got
 
     # From the host, through the published ingress port, the Ingress and the Service to a pod.
     def through_ingress() -> bool:

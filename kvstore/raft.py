@@ -17,6 +17,14 @@ What this module adds on top of pysyncobj, each at the place the gap comes from:
   (``reset`` to ``prevLogIdx``: one step back) and then the later ones (``reset`` to its own last+1),
   and the second reset undid the first, forever. A failed AppendEntries can only ever move
   ``nextIndex`` *down*; ``_SyncObj__onMessageReceived`` below clamps it so.
+* **Entries a follower already has are skipped, not re-written.** pysyncobj's follower deletes
+  everything after ``prevLogIdx`` whenever it holds more entries, even when they are the very
+  entries being sent again (a leader resends after a ``reset`` moved ``nextIndex`` back, which the
+  clamp above makes more common at cluster start: ``critical: truncating already-applied log
+  entries``). The content was identical, so state never diverged, but the follower rewrote its
+  journal, and a resend shorter than its tail dropped entries it had acknowledged (and that might be
+  committed by its ack) until they were sent again. Raft truncates only at the first entry whose
+  term differs; ``skip_present_entries`` rewrites such a message so pysyncobj sees exactly that.
 * **Faster failure detection.** ``leaderFallbackTimeout`` is lowered from 30 s to about one election
   timeout, so a cut-off leader stops believing it leads quickly.
 """
@@ -27,11 +35,14 @@ import functools
 import logging
 import os
 import struct
+import zlib
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 import msgpack
+import pysyncobj.pickle as _pysyncobj_pickle
 import pysyncobj.syncobj as _syncobj_module
+import pysyncobj.tcp_connection as _tcp_connection_module
 from pysyncobj import SyncObj, SyncObjConf
 from pysyncobj.config import FAIL_REASON
 from pysyncobj.journal import createJournal as _original_create_journal
@@ -90,6 +101,33 @@ def _install_journal_factory(factory: Callable[[str], Any]) -> None:
     _syncobj_module.createJournal = _create_journal  # type: ignore[attr-defined]
 
 
+# ---------------------------------------------------------------- cheaper peer frames
+
+class _FastZlib:
+    """What ``tcp_connection`` sees as ``zlib``: level-1 compression instead of level 3.
+
+    Every peer frame is ``zlib.compress(pickle.dumps(msg), 3)`` and then Fernet-encrypted, once per
+    follower. On a 10 KiB AppendEntries of random values level 3 costs ~3x level 1 for the same
+    (non-)saving; on JSON objects both shrink alike. ``decompress`` reads any level, so members
+    with and without this change talk to each other.
+    """
+
+    compress = staticmethod(lambda data, level=-1: zlib.compress(data, 1))
+    decompress = staticmethod(zlib.decompress)
+
+
+def _tune_peer_encoding() -> None:
+    """Pickle peer messages with protocol 5 and compress them at level 1 (see _FastZlib).
+
+    pysyncobj pickles with protocol 2 (a module global), which stores ``bytes`` as latin-1 text:
+    +50% size and ~5x the time for log entries, which are bytes (pysyncobj-notes §2.2). Unpickling
+    detects the protocol, so this is wire-compatible both ways. Module attributes are replaced at
+    start; the installed package is not edited.
+    """
+    setattr(_pysyncobj_pickle, "__protocol", 5)  # Python >= 3.8 reads it
+    _tcp_connection_module.zlib = _FastZlib  # type: ignore[attr-defined]
+
+
 # ---------------------------------------------------------------- hardened transport
 
 def _guard_frames(conn: Any, max_frame: int) -> None:
@@ -140,6 +178,55 @@ class SecureTransport(TCPTransport):  # type: ignore[misc]
         return bool(super().send(node, message))
 
 
+# ---------------------------------------------------------------- resent AppendEntries
+
+@dataclass(frozen=True, slots=True)
+class AppendDecision:
+    """What to do with an AppendEntries: hand ``message`` to pysyncobj; if ``reply_next`` is set,
+    ``message`` only does the bookkeeping (term, leader, commit) and this node acknowledges the
+    entries up to ``reply_next - 1`` itself, because pysyncobj would truncate a matching log."""
+
+    message: dict[str, Any]
+    reply_next: int | None = None
+
+
+def skip_present_entries(message: dict[str, Any], *, term_at: Callable[[int], int | None],
+                         first_idx: int, last_idx: int) -> AppendDecision:
+    """Drop the leading entries of an AppendEntries that this log already holds with the same term.
+
+    ``term_at(idx)`` is this log's term at ``idx`` (None if absent); indexes below ``first_idx`` are
+    inside the snapshot, hence committed, hence equal to the leader's. By the Log Matching property an
+    entry held with the leader's term proves the whole log up to it equal to the leader's, so:
+
+    * some entries are new or conflict: send from the first of them, with the last held one as
+      ``prevLogIdx`` (pysyncobj then truncates only at a real conflict);
+    * all are held and the log ends with them: an empty AppendEntries at the last one;
+    * all are held and the log goes on: pysyncobj would truncate the rest, so the caller acknowledges
+      instead. Up to its last entry if that one has the leader's term (then all of it is the
+      leader's), else up to the last entry sent. The commit index is capped at what is verified.
+    """
+    entries = message.get("entries") or []
+    if not entries or "prevLogIdx" not in message or "transmission" in message:
+        return AppendDecision(message)
+    held = 0
+    for _command, idx, term in entries:
+        if idx < first_idx:
+            held += 1
+            continue
+        if idx > last_idx or term_at(idx) != term:
+            break
+        held += 1
+    if held == 0:
+        return AppendDecision(message)
+    _, prev_idx, prev_term = entries[held - 1]
+    if held < len(entries) or prev_idx >= last_idx:
+        return AppendDecision(dict(message, prevLogIdx=prev_idx, prevLogTerm=prev_term, entries=entries[held:]))
+    verified = last_idx if term_at(last_idx) == message["term"] else prev_idx
+    bookkeeping = {k: v for k, v in message.items() if k not in ("prevLogIdx", "prevLogTerm", "entries")}
+    bookkeeping["commit_index"] = min(message["commit_index"], verified)
+    return AppendDecision(bookkeeping, reply_next=verified + 1)
+
+
 # ---------------------------------------------------------------- the node
 
 OutcomeCallback = Callable[[Any, int], None]
@@ -167,6 +254,7 @@ class RaftNode(SyncObj):  # type: ignore[misc]
         self._on_state_change = on_state_change
         self._snapshot_path = os.path.join(cfg.data_dir, "snapshot.msgpack")
         _install_journal_factory(functools.partial(DurableJournal, on_fsync=on_fsync))
+        _tune_peer_encoding()
         low, high = cfg.election_timeout
         conf = SyncObjConf(
             password=cfg.secret,
@@ -238,12 +326,25 @@ class RaftNode(SyncObj):  # type: ignore[misc]
         return SyncObj._SyncObj__doApplyCommand(self, command)
 
     def _SyncObj__onMessageReceived(self, node: Any, message: Any) -> None:  # noqa: N802
-        if (message.get("type") == "next_node_idx" and message.get("reset") and not message.get("success")
+        kind = message.get("type")
+        if (kind == "next_node_idx" and message.get("reset") and not message.get("success")
                 and self._SyncObj__raftState == _RAFT_STATE.LEADER):
             current = self._SyncObj__raftNextIndex.get(node)
             if current is not None and message["next_node_idx"] > current:
                 # See the module docstring: a rejection may move nextIndex back, never forward.
                 message = dict(message, next_node_idx=current)
+        elif kind == "append_entries" and message.get("entries") and message.get("term", -1) >= self.raftCurrentTerm:
+            raft_log = self._SyncObj__raftLog
+            first_idx = raft_log[0][1]
+
+            def term_at(idx: int) -> int | None:
+                return raft_log[idx - first_idx][2] if first_idx <= idx <= raft_log[-1][1] else None
+
+            decision = skip_present_entries(message, term_at=term_at, first_idx=first_idx, last_idx=raft_log[-1][1])
+            SyncObj._SyncObj__onMessageReceived(self, node, decision.message)
+            if decision.reply_next is not None:
+                self._SyncObj__sendNextNodeIdx(node, nextNodeIdx=decision.reply_next, success=True)
+            return
         SyncObj._SyncObj__onMessageReceived(self, node, message)
 
     def _write_snapshot(self, filename: str, raft_data: Any) -> None:
@@ -282,6 +383,13 @@ class RaftNode(SyncObj):  # type: ignore[misc]
             "applied_index": self.raftLastApplied,
             "ready": self.isReady(),
         }
+
+    def is_leader(self) -> bool:
+        return bool(self._isLeader())
+
+    def leader_address(self) -> str | None:
+        leader = self._getLeader()
+        return getattr(leader, "address", None) if leader is not None else None
 
     def match_indexes(self) -> dict[str, int]:
         return {getattr(n, "address", str(n)): i for n, i in dict(self._SyncObj__raftMatchIndex).items()}

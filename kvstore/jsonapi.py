@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from typing import Any
 
@@ -30,6 +31,7 @@ WATCH_FILTER = {"NOPUT": 0, "NODELETE": 1}
 _B64_CHAR = re.compile(rb"[^A-Za-z0-9+/=]")
 
 
+@functools.lru_cache(maxsize=256)
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(p[:1].upper() + p[1:] for p in rest)

@@ -25,23 +25,29 @@ class KVStateMachine:
         self.applied_entries = 0
 
     def apply(self, payload: bytes) -> Any:
+        """Results of the entry's own requests, then one result list per forwarded batch."""
         try:
-            client, seq, requests = codec.decode_batch(payload)
+            client, seq, requests, forwarded = codec.decode_entry(payload)
         except Exception:  # noqa: BLE001 - a malformed entry must never stop the Raft thread
             log.exception("undecodable log entry skipped")
             return None
         with self.lock:
-            try:
-                results = self.store.apply_batch(client, seq, requests)
-            except Exception:  # noqa: BLE001
-                # A bug, not bad input (input is validated before it is proposed). Keep the member
-                # alive; every member hits the same bug on the same entry, so state stays equal.
-                log.exception("apply failed for a log entry")
-                results = [{"error": [INTERNAL, "etcdserver: internal error"]} for _ in requests]
+            results = self._apply_batch(client, seq, requests)
+            for f_client, f_seq, f_requests in forwarded:
+                results.append(self._apply_batch(f_client, f_seq, f_requests))
             revision = self.store.revision
         self.applied_entries += 1
         self._on_applied(revision)
         return results
+
+    def _apply_batch(self, client: bytes, seq: int, requests: list[dict[str, Any]]) -> list[Any]:
+        try:
+            return list(self.store.apply_batch(client, seq, requests))
+        except Exception:  # noqa: BLE001
+            # A bug, not bad input (input is validated before it is proposed). Keep the member
+            # alive; every member hits the same bug on the same entry, so state stays equal.
+            log.exception("apply failed for a log entry")
+            return [{"error": [INTERNAL, "etcdserver: internal error"]} for _ in requests]
 
     def snapshot(self) -> bytes:
         with self.lock:

@@ -32,6 +32,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from .errors import EtcdError
+from .forward import Forwarder, forward_token
 from .lease import LeaseClock
 from .machine import KVStateMachine
 from .mvcc import MVCCStore
@@ -59,11 +60,37 @@ class MemberConfig:
     key_file: str = ""
     trusted_ca_file: str = ""
     client_cert_auth: bool = False
+    advertise_client_url: str = ""
 
     @property
     def client_url(self) -> str:
         scheme = "https" if self.cert_file else "http"
         return f"{scheme}://{self.client_host}:{self.client_port}"
+
+    @property
+    def advertised_client_url(self) -> str:
+        """Where the other members reach this one's client port (they forward writes there).
+
+        --advertise-client-url, else the listen URL, with an unspecified listen host (0.0.0.0, ::)
+        replaced by the host of this member's peer address.
+        """
+        if self.advertise_client_url:
+            return self.advertise_client_url.rstrip("/")
+        host = self.client_host
+        if host in ("0.0.0.0", "::", ""):
+            host = self.peer_addr.rsplit(":", 1)[0].strip("[]")
+        if ":" in host:
+            host = f"[{host}]"
+        scheme = "https" if self.cert_file else "http"
+        return f"{scheme}://{host}:{self.client_port}"
+
+    def forward_ssl_context(self) -> ssl.SSLContext | None:
+        """TLS for forwarding to the leader's client port: trust --trusted-ca-file, present --cert-file."""
+        if not self.cert_file:
+            return None
+        ctx = ssl.create_default_context(cafile=self.trusted_ca_file or None)
+        ctx.load_cert_chain(self.cert_file, self.key_file)
+        return ctx
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """TLS on the client port (etcd's --cert-file/--key-file), with client certificates
@@ -110,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key-file", default="", help="the key of --cert-file")
     p.add_argument("--trusted-ca-file", default="", help="CA that client certificates must chain to")
     p.add_argument("--client-cert-auth", action="store_true", help="require a client certificate signed by --trusted-ca-file")
+    p.add_argument("--advertise-client-url", default="",
+                   help="client URL the other members use to forward writes here (default: --listen-client, "
+                        "an unspecified host replaced by the --listen-peer host)")
     p.add_argument("--watch-progress-notify-interval", type=float, default=600.0, help="seconds between progress notifications")
     p.add_argument("--request-timeout", type=float, default=5.0, help="seconds before a write without an outcome fails")
     p.add_argument("--election-timeout", default="0.4,0.8", help="min,max election timeout in seconds")
@@ -156,7 +186,7 @@ def config_from_args(argv: list[str]) -> tuple[MemberConfig, str]:
         progress_interval=args.watch_progress_notify_interval, request_timeout=args.request_timeout,
         election_timeout=(float(low), float(high or float(low) * 2)),
         cert_file=args.cert_file, key_file=args.key_file, trusted_ca_file=args.trusted_ca_file,
-        client_cert_auth=args.client_cert_auth,
+        client_cert_auth=args.client_cert_auth, advertise_client_url=args.advertise_client_url,
     )
     return cfg, args.log_level
 
@@ -215,8 +245,14 @@ class Member:
             RaftConfig(self_addr=cfg.peer_addr, peers=peers, data_dir=cfg.data_dir, secret=cfg.peer_secret,
                        election_timeout=cfg.election_timeout),
             machine, on_state_change=self._state_changed, on_fsync=self._fsync.observe)
+        self.forwarder = Forwarder(
+            self_addr=cfg.peer_addr, peer_names={addr: name for name, addr in cfg.initial_cluster.items()},
+            leader=self.raft.leader_address, members=lambda: self.store.members, secret=cfg.peer_secret,
+            wait_revision=lambda rev, timeout: self.hub.wait_after(rev - 1, timeout),
+            ssl_context=cfg.forward_ssl_context())
         self.proposer = Proposer(self.raft, success=SUCCESS, not_applied=NOT_APPLIED, unknown=UNKNOWN,
-                                 deadline=cfg.request_timeout, on_batch=lambda n: self._proposals.inc())
+                                 deadline=cfg.request_timeout, on_batch=lambda n: self._proposals.inc(),
+                                 forwarder=self.forwarder if len(cfg.initial_cluster) > 1 else None)
         identity = MemberIdentity(
             name=cfg.name, member_id=stable_id(cfg.name, cfg.peer_addr),
             cluster_id=stable_id(*sorted(f"{n}={a}" for n, a in cfg.initial_cluster.items())),
@@ -225,7 +261,8 @@ class Member:
         )
         self.server = EtcdServer(identity=identity, store=self.store, lock=self.lock, raft=self.raft,
                                  proposer=self.proposer, hub=self.hub, leases=self.leases,
-                                 registry=self.registry, progress_interval=cfg.progress_interval)
+                                 registry=self.registry, progress_interval=cfg.progress_interval,
+                                 forward_token=forward_token(cfg.peer_secret))
         self._runner = web.AppRunner(self.server.app(), access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, cfg.client_host, cfg.client_port, reuse_address=True,
@@ -233,6 +270,7 @@ class Member:
         await site.start()
         self._tasks.append(loop.create_task(self._reap_leases()))
         self._tasks.append(loop.create_task(self._freeze_heap()))
+        self._tasks.append(loop.create_task(self._publish()))
         log.info("member %s serving clients on %s, peers on %s", cfg.name, cfg.client_url, cfg.peer_addr)
 
     async def _reap_leases(self) -> None:
@@ -254,6 +292,20 @@ class Member:
                     await self.proposer.submit({"op": "lease_expire", "leases": pairs})
                 except EtcdError as err:
                     log.warning("lease expiry not committed: %s", err)
+
+    async def _publish(self) -> None:
+        """Record this member's client URL in the replicated state (forward.py), once per start."""
+        url = self.cfg.advertised_client_url
+        while True:
+            if self.raft.leader_address() is not None:
+                if self.store.members.get(self.cfg.name) == url:
+                    return
+                try:
+                    await self.proposer.submit({"op": "publish", "name": self.cfg.name, "client_url": url})
+                    return
+                except EtcdError as err:
+                    log.info("client URL not published yet: %s", err)
+            await asyncio.sleep(0.2)
 
     async def _freeze_heap(self) -> None:
         """Keep the cyclic GC off the store's long-lived objects.
@@ -280,6 +332,7 @@ class Member:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.proposer.close()
+        await self.forwarder.close()
         await self._runner.cleanup()
         await asyncio.get_running_loop().run_in_executor(None, self.raft.destroy_synchronous)
 

@@ -104,6 +104,9 @@ class MVCCStore:
         self._dedup: OrderedDict[tuple[bytes, int], list[Any]] = OrderedDict()
         self._lease_observer = lease_observer
         self.counters = {"put": 0, "range": 0, "txn": 0, "delete": 0}
+        # member name -> client URL, published by each member through the log (as etcd publishes
+        # its member attributes): a follower forwards writes to the leader's client URL.
+        self.members: dict[str, str] = {}
 
     # ------------------------------------------------------------------ reads
 
@@ -258,6 +261,10 @@ class MVCCStore:
             return self._lease_keepalive(req["id"])
         if op == "lease_expire":
             return self._lease_expire(req["leases"])
+        if op == "publish":
+            # Membership metadata, not a key: the revision does not move.
+            self.members[str(req["name"])] = str(req["client_url"])
+            return {"revision": self.revision}
         raise EtcdError(errors.INVALID_ARGUMENT, f"unknown operation {op!r}")
 
     # txn: plan against the pre-state, validate, then execute ---------------------
@@ -425,6 +432,7 @@ class MVCCStore:
             "history": [[k, [kv.to_list() for kv in self._history[k]]] for k in self._keys],
             "leases": [[l.id, l.ttl, l.seq, sorted(l.keys)] for l in self.leases.values()],
             "dedup": [[c, s, r] for (c, s), r in self._dedup.items()],
+            "members": dict(self.members),
         }
 
     def restore(self, data: dict[str, Any]) -> None:
@@ -435,6 +443,7 @@ class MVCCStore:
         self._live = sum(1 for h in self._history.values() if not h[-1].is_tombstone)
         self.leases = {i: Lease(i, ttl, {bytes(k) for k in keys}, seq) for i, ttl, seq, keys in data["leases"]}
         self._dedup = OrderedDict(((bytes(c), s), r) for c, s, r in data["dedup"])
+        self.members = dict(data.get("members") or {})  # absent in snapshots from before it existed
         self._rebuild_events()
         if self._lease_observer:
             for lease in self.leases.values():

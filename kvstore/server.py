@@ -8,6 +8,7 @@ serializable reads and watches read local MVCC state. Wire details follow etcd 3
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import secrets
@@ -21,7 +22,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from . import errors, jsonapi
+from . import codec, errors, forward, jsonapi
 from .errors import EtcdError
 from .jsonapi import Reader
 from .lease import LeaseClock
@@ -55,8 +56,10 @@ class MemberIdentity:
 class EtcdServer:
     def __init__(self, *, identity: MemberIdentity, store: MVCCStore, lock: threading.Lock,
                  raft: Any, proposer: Proposer, hub: WatchHub, leases: LeaseClock,
-                 registry: CollectorRegistry, progress_interval: float = 600.0) -> None:
+                 registry: CollectorRegistry, progress_interval: float = 600.0,
+                 forward_token: str | None = None) -> None:
         self.identity = identity
+        self.forward_token = forward_token
         self.store = store
         self.lock = lock
         self.raft = raft
@@ -71,6 +74,10 @@ class EtcdServer:
         self._latency = Histogram("etcd_http_request_duration_seconds", "Latency of gateway requests",
                                   ["method"], registry=registry,
                                   buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+        self._forwarded_batches = Counter("pilothouse_kvstore_forwarded_batches_total",
+                                          "Write batches followers forwarded to this member as leader, by outcome",
+                                          ["outcome"], registry=registry)
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         registry.register(_StoreCollector(self))
         self._routes: dict[str, tuple[str, Callable[[web.Request, bytes], Awaitable[web.StreamResponse]]]] = {
             "kv/range": ("KV", self._range),
@@ -100,6 +107,8 @@ class EtcdServer:
         app.router.add_route("*", "/health", self._health)
         app.router.add_route("*", "/version", self._version)
         app.router.add_route("*", "/metrics", self._metrics)
+        if self.forward_token:
+            app.router.add_route("POST", forward.FORWARD_PATH, self._forwarded)
         app.router.add_route("*", r"/{prefix:v3|v3beta}/{tail:.*}", self._gateway)
         return app
 
@@ -118,7 +127,8 @@ class EtcdServer:
 
     def header(self, revision: int | None = None) -> dict[str, str]:
         rev = self.store.revision if revision is None else revision
-        return jsonapi.header(self.identity.cluster_id, self.identity.member_id, rev, self.raft.status()["term"])
+        # The term straight from the node: status() builds a whole dict, and this runs per response.
+        return jsonapi.header(self.identity.cluster_id, self.identity.member_id, rev, self.raft.raftCurrentTerm)
 
     # ------------------------------------------------------------------ framing
 
@@ -160,6 +170,44 @@ class EtcdServer:
         return web.Response(body=generate_latest(self.registry),
                             headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
+    # ------------------------------------------------------------------ writes forwarded by followers
+
+    async def _forwarded(self, request: web.Request) -> web.StreamResponse:
+        """A follower's write batch (forward.py), proposed inside this member's next entry."""
+        token = request.headers.get(forward.TOKEN_HEADER, "")
+        if not self.forward_token or not hmac.compare_digest(token, self.forward_token):
+            return web.Response(status=403, text="forbidden\n", content_type="text/plain")
+        body = bytearray()
+        while chunk := await request.content.readany():
+            body += chunk
+            if len(body) > forward.MAX_FORWARD_BYTES:
+                return web.Response(status=413, text="too large\n", content_type="text/plain")
+        try:
+            msg = codec.unpack(bytes(body))
+            client, seq, requests = bytes(msg["c"]), int(msg["s"]), msg["r"]
+            timeout = min(float(msg.get("t", 5.0)), self.proposer.deadline)
+        except Exception:  # noqa: BLE001 - whatever is malformed is refused, never applied
+            return web.Response(status=400, text="malformed forwarded batch\n", content_type="text/plain")
+        if not forward.valid_requests(requests):
+            return web.Response(status=400, text="operation not forwardable\n", content_type="text/plain")
+        if not self.raft.is_leader():
+            self._forwarded_batches.labels("not_leader").inc()
+            return self._packed({"n": 1}, status=503)  # not applied: the follower asks the next leader
+        try:
+            results = await asyncio.wait_for(self.proposer.submit_forwarded(client, seq, requests), timeout)
+        except asyncio.TimeoutError:
+            self._forwarded_batches.labels("unknown").inc()
+            return self._packed({"e": errors.request_timed_out().to_wire()}, status=504)
+        except EtcdError as err:
+            self._forwarded_batches.labels("unknown").inc()
+            return self._packed({"e": err.to_wire()}, status=err.http_status)
+        self._forwarded_batches.labels("committed").inc()
+        return self._packed({"r": results})
+
+    @staticmethod
+    def _packed(body: dict[str, Any], status: int = 200) -> web.Response:
+        return web.Response(status=status, body=codec.pack(body), content_type=forward.CONTENT_TYPE)
+
     # ------------------------------------------------------------------ gateway dispatch
 
     async def _gateway(self, request: web.Request) -> web.StreamResponse:
@@ -191,8 +239,21 @@ class EtcdServer:
             code = err.code
             return self._error(err)
         finally:
-            self._handled.labels("unary", f"etcdserverpb.{service}", method.capitalize(), _CODE_NAMES.get(code, str(code))).inc()
-            self._latency.labels(method).observe(time.perf_counter() - started)
+            handled, latency = self._metric_children(service, method, code)
+            handled.inc()
+            latency.observe(time.perf_counter() - started)
+
+    def _metric_children(self, service: str, method: str, code: int) -> tuple[Any, Any]:
+        """The (handled counter, latency histogram) children of one route and code, looked up once:
+        ``labels()`` takes a lock and builds a tuple key on every call."""
+        key = (service, method, code)
+        children = self._children.get(key)
+        if children is None:
+            children = (self._handled.labels("unary", f"etcdserverpb.{service}", method.capitalize(),
+                                             _CODE_NAMES.get(code, str(code))),
+                        self._latency.labels(method))
+            self._children[key] = children
+        return children
 
     @staticmethod
     def _reader(body: bytes) -> Reader:

@@ -90,19 +90,33 @@ def _canonical(host: str) -> str:
         return host
 
 
-def ensure_server_certificate(pki: Path, name: str, hosts: list[str]) -> None:
-    """``name``'s serving certificate for ``hosts``; one that misses a host is issued again."""
+def _client_usable(cert_path: Path) -> bool:
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    try:
+        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return True
+    return ExtendedKeyUsageOID.CLIENT_AUTH in usages
+
+
+def ensure_server_certificate(pki: Path, name: str, hosts: list[str], *, peer: bool = False) -> None:
+    """``name``'s serving certificate for ``hosts`` (``peer``: usable as a client certificate too);
+    one that misses a host or that use is issued again."""
     cert_path, key_path = pki / f"{name}.crt", pki / f"{name}.key"
-    if cert_path.exists() and key_path.exists() and not {_canonical(h) for h in hosts} <= certificate_names(cert_path):
+    if cert_path.exists() and key_path.exists() and (
+            not {_canonical(h) for h in hosts} <= certificate_names(cert_path)
+            or (peer and not _client_usable(cert_path))):
         cert_path.unlink()
         key_path.unlink()
-    issue_certificate(pki, name, hosts=hosts)
+    issue_certificate(pki, name, hosts=hosts, peer=peer)
 
 
-def issue_certificate(pki: Path, name: str, *, hosts: list[str], client: bool = False) -> tuple[Path, Path]:
+def issue_certificate(pki: Path, name: str, *, hosts: list[str], client: bool = False,
+                      peer: bool = False) -> tuple[Path, Path]:
     """A certificate signed by the cluster CA in ``pki`` (created by ensure_certificates), unless present.
 
-    ``client`` makes it a client certificate (CN = name), else a server certificate for ``hosts``.
+    ``client`` makes it a client certificate (CN = name), else a server certificate for ``hosts``;
+    ``peer`` a certificate for both ends of a connection between members (server and client use).
     """
     cert_path, key_path = pki / f"{name}.crt", pki / f"{name}.key"
     if cert_path.exists() and key_path.exists():
@@ -125,8 +139,9 @@ def issue_certificate(pki: Path, name: str, *, hosts: list[str], client: bool = 
                 sans.append(x509.IPAddress(ipaddress.ip_address(host)))
             except ValueError:
                 sans.append(x509.DNSName(host))
+        usages = [ExtendedKeyUsageOID.SERVER_AUTH, *([ExtendedKeyUsageOID.CLIENT_AUTH] if peer else [])]
         builder = (builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-                   .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False))
+                   .add_extension(x509.ExtendedKeyUsage(usages), critical=False))
     cert = builder.sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
     _write_private(key_path, _key_pem(key))
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -164,11 +179,13 @@ def _ensure_private(path: Path, make: Callable[[], bytes]) -> None:
         _write_private(path, make())
 
 
-def ensure_cluster_secrets(state_dir: Path, *, hosts: list[str], api_hosts: Sequence[str] = ()) -> None:
+def ensure_cluster_secrets(state_dir: Path, *, hosts: list[str], api_hosts: Sequence[str] = (),
+                           store_hosts: Sequence[str] | None = None) -> None:
     """CA and serving certificates, service-account signing key, encryption config, peer secret.
 
     ``hosts`` are the names of every server (API servers, store members); ``api_hosts`` are further
-    names only the API servers' certificate carries (the ``kubernetes`` Service's ClusterIP)."""
+    names only the API servers' certificate carries (the ``kubernetes`` Service's ClusterIP);
+    ``store_hosts``, when given, are the store members' names instead of ``hosts``."""
     def sa_key() -> bytes:
         from apiserver.serviceaccounts import generate_private_key_pem
 
@@ -182,8 +199,11 @@ def ensure_cluster_secrets(state_dir: Path, *, hosts: list[str], api_hosts: Sequ
         return new_config().encode()
 
     ensure_certificates(state_dir / "pki", hosts=[*hosts, *api_hosts])
-    # The store's client port is TLS with client certificates: only the API servers get in.
-    issue_certificate(state_dir / "pki", "kvstore", hosts=hosts)
+    # The store's client port is TLS with client certificates: only the API servers and the members
+    # (a follower forwards writes to the leader's client port) get in; the members' certificate also
+    # serves their peer connections, so it is made for both ends.
+    ensure_server_certificate(state_dir / "pki", "kvstore", list(hosts if store_hosts is None else store_hosts),
+                              peer=True)
     issue_certificate(state_dir / "pki", "apiserver-kvstore-client", hosts=[], client=True)
     _ensure_private(state_dir / "pki" / "sa.key", sa_key)
     _ensure_private(state_dir / "encryption.yaml", encryption_config)

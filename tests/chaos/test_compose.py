@@ -9,15 +9,21 @@ to be pulled; an image that is neither present nor pullable must end as ErrImage
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
+import ssl
 import subprocess
+import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from tests.harness.kvcluster import REPO, free_ports
 
@@ -109,6 +115,118 @@ def kill9(project: str, service: str) -> None:
                           "-f", f"label=com.docker.compose.service={service}"], capture_output=True, text=True).stdout.split()[0]
     pid = subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", cid], capture_output=True, text=True).stdout.strip()
     os.kill(int(pid), 9)
+
+
+def container(project: str, service: str) -> str:
+    """The id of a compose service's container (running or not)."""
+    return docker("ps", "-aq", "-f", f"label=com.docker.compose.project={project}",
+                  "-f", f"label=com.docker.compose.service={service}").stdout.split()[0]
+
+
+class API:
+    """HTTPS to the published API server with the admin kubeconfig's token and CA (no kubectl per call)."""
+
+    def __init__(self, state: Path) -> None:
+        cfg = yaml.safe_load((state / "kubeconfig").read_text())
+        cluster = cfg["clusters"][0]["cluster"]
+        self.server = cluster["server"]
+        self.ctx = ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+        self.token = cfg["users"][0]["user"]["token"]
+
+    def open(self, method: str, path: str, body: Any = None, timeout: float = 10) -> Any:
+        req = urllib.request.Request(self.server + path, method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Authorization": f"Bearer {self.token}",
+                                              "Content-Type": "application/json"})
+        return urllib.request.urlopen(req, context=self.ctx, timeout=timeout)
+
+
+class Writer:
+    """Creates ConfigMaps one after the other until stopped; records which were acknowledged (201)."""
+
+    def __init__(self, api: API, prefix: str, *, limit: int = 20000) -> None:
+        self.api, self.prefix, self.limit = api, prefix, limit
+        self.acked: list[str] = []
+        self.failures = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        for i in range(self.limit):
+            if self._stop.is_set():
+                return
+            name = f"{self.prefix}-{i}"
+            try:
+                with self.api.open("POST", "/api/v1/namespaces/default/configmaps",
+                                   {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
+                                    "data": {"i": str(i)}}) as resp:
+                    if resp.status == 201:
+                        self.acked.append(name)
+            except (OSError, urllib.error.HTTPError):
+                self.failures += 1
+                self._stop.wait(0.2)
+            self._stop.wait(0.05)
+
+    def progress(self, since: int, timeout: float, what: str) -> float:
+        """Seconds until a write after index ``since`` was acknowledged (the fault's recovery time)."""
+        start = time.monotonic()
+        wait_for(lambda: len(self.acked) > since, timeout=timeout, what=what)
+        return time.monotonic() - start
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
+class Watcher:
+    """Watches ConfigMaps from the published API server as an informer does: resumes from the last
+    resourceVersion after a broken stream, and lists again when that is too old (410 Gone, e.g. after
+    the API servers restarted with empty watch caches). Records every resourceVersion seen, to check
+    they only grow, and the names seen in events and lists."""
+
+    def __init__(self, api: API, rv: str) -> None:
+        self.api, self.rv = api, rv
+        self.seen: list[int] = []
+        self.names: set[str] = set()
+        self.relists = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                path = (f"/api/v1/namespaces/default/configmaps?watch=1&allowWatchBookmarks=true"
+                        f"&resourceVersion={self.rv}&timeoutSeconds=30")
+                with self.api.open("GET", path, timeout=40) as resp:
+                    for line in resp:
+                        event = json.loads(line)
+                        if event["type"] == "ERROR":
+                            if event["object"].get("code") != 410:
+                                raise ValueError(f"watch error {event['object']}")
+                            self._relist()
+                            break
+                        self.rv = event["object"]["metadata"]["resourceVersion"]
+                        if event["type"] != "BOOKMARK":
+                            self.seen.append(int(self.rv))
+                            self.names.add(event["object"]["metadata"]["name"])
+                        if self._stop.is_set():
+                            return
+            except (OSError, ValueError, urllib.error.HTTPError):
+                self._stop.wait(0.5)
+
+    def _relist(self) -> None:
+        with self.api.open("GET", "/api/v1/namespaces/default/configmaps", timeout=30) as resp:
+            listed = json.loads(resp.read())
+        self.relists += 1
+        self.rv = listed["metadata"]["resourceVersion"]
+        self.seen.append(int(self.rv))
+        self.names |= {o["metadata"]["name"] for o in listed["items"]}
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(60)
 
 
 WEB = """
@@ -288,3 +406,93 @@ def test_compose_cluster_survives_kill9_and_runs_pods_as_containers(compose) -> 
     assert again["id"] != first and int(again["io.kubernetes.container.restartCount"]) >= 1
     p = next(x for x in pods(state) if x["metadata"]["uid"] == victim["metadata"]["uid"])
     assert p["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"] == 137
+
+    chaos(run, state, project, kubelets)
+
+
+def chaos(run: Any, state: Path, project: str, kubelets: Path) -> None:
+    """The chaos faults on compose, under a writer and a watcher: a store member frozen, a store member
+    cut from the network, a kubelet held down, everything killed at once. Nothing acknowledged is lost,
+    the watch's resourceVersions only grow, the Deployment is whole again and both nodes Ready."""
+    api = API(state)
+    with api.open("GET", "/api/v1/namespaces/default/configmaps?limit=1") as resp:
+        start_rv = json.loads(resp.read())["metadata"]["resourceVersion"]
+    writer, watcher = Writer(api, "chaos"), Watcher(api, start_rv)
+    recovery: dict[str, float] = {}
+    try:
+        writer.progress(0, 60, "writes before the faults")
+
+        # A store member frozen for 20 s (docker pause: the cgroup freezer, as SIGSTOP).
+        frozen = container(project, "kvstore-2")
+        docker("pause", frozen)
+        time.sleep(20)
+        docker("unpause", frozen)
+        recovery["store member frozen 20 s"] = writer.progress(len(writer.acked), 60, "writes after the freeze")
+
+        # A store member cut from the network for 15 s, then connected again under its service name.
+        network = f"{project}_default"
+        cut = container(project, "kvstore-3")
+        address = docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", cut).stdout.strip()
+        docker("network", "disconnect", network, cut)
+        time.sleep(15)
+        docker("network", "connect", "--alias", "kvstore-3", network, cut)
+        now = docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", cut).stdout.strip()
+        if now != address:  # the member listens on the address it had: a new one needs a restart
+            docker("restart", cut)
+        recovery["store member partitioned 15 s"] = writer.progress(len(writer.acked), 60, "writes after the partition")
+
+        # A kubelet held down (docker kill: the restart policy leaves it stopped): its node becomes
+        # unreachable and its web pods are replaced on the other node. Started again, it removes the
+        # containers of the pods that were replaced.
+        victim_pods = pods(state)
+        node = victim_pods[0]["spec"]["nodeName"]
+        other = "kubelet-2" if node == "kubelet-1" else "kubelet-1"
+        gone = {p["metadata"]["uid"] for p in victim_pods if p["spec"]["nodeName"] == node}
+        down = time.monotonic()
+        docker("kill", container(project, node))
+
+        def replaced() -> bool:
+            # The evicted pods stay Terminating while their kubelet is away (as upstream): count the others.
+            now = [p for p in pods(state) if not p["metadata"].get("deletionTimestamp")]
+            return (len(now) == 2 and all(ready(p) and p["spec"]["nodeName"] == other for p in now)
+                    and not gone & {p["metadata"]["uid"] for p in now})
+
+        wait_for(replaced, timeout=240, what=f"the pods of {node} replaced on {other}")
+        recovery[f"{node} held down (pods replaced)"] = time.monotonic() - down
+        docker("start", container(project, node))
+        wait_for(lambda: node_ready(state, node), timeout=120, what=f"{node} Ready again")
+        wait_for(lambda: not any(pod_containers(kubelets, uid) for uid in gone)
+                 and not gone & {p["metadata"]["uid"] for p in pods(state)}, timeout=120,
+                 what="the replaced pods' containers and objects removed by the returning kubelet")
+
+        # Everything killed at once (SIGKILL), then started again.
+        before = len(writer.acked)
+        down = time.monotonic()
+        run("kill", "-s", "SIGKILL", timeout=120)
+        run("up", "-d", "--wait", timeout=600)
+        writer.progress(before, 120, "writes after restarting everything")
+        recovery["everything killed at once"] = time.monotonic() - down
+        wait_for(lambda: len(p := pods(state)) == 2 and all(ready(x) for x in p), timeout=180,
+                 what="2 web pods Ready after restarting everything")
+        wait_for(lambda: node_ready(state, "kubelet-1") and node_ready(state, "kubelet-2"), timeout=120,
+                 what="both nodes Ready after restarting everything")
+        acked_until = len(writer.acked)
+        wait_for(lambda: set(writer.acked[:acked_until]) <= watcher.names, timeout=90,
+                 what="the watch delivering every acknowledged write")
+    finally:
+        writer.stop()
+        watcher.stop()
+    print("compose chaos recovery (s):", json.dumps({k: round(v, 2) for k, v in recovery.items()}),
+          "acknowledged writes:", len(writer.acked), "failed write attempts:", writer.failures,
+          "watch relists (410):", watcher.relists)
+
+    stored = set(kubectl(state, "get", "configmaps", "-o", "name").stdout.split())
+    lost = [n for n in writer.acked if f"configmap/{n}" not in stored]
+    assert not lost, f"acknowledged writes lost: {lost[:10]} ({len(lost)})"
+    assert watcher.seen == sorted(watcher.seen), "resourceVersions went backwards in the watch"
+
+
+def node_ready(state: Path, name: str) -> bool:
+    out = kubectl(state, "get", "node", name, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+                  check=False).stdout
+    return out == "True"

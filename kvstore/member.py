@@ -7,7 +7,8 @@
 
 Layers, bottom up: raft.RaftNode (consensus, journal) → machine.KVStateMachine → mvcc.MVCCStore
 (state) ; proposer.Proposer (group commit, read barriers) and watch.WatchHub bridge the Raft thread
-to the asyncio loop ; server.EtcdServer is the etcd v3 JSON API.
+to the asyncio loop ; server.EtcdServer is the etcd v3 JSON API ; forward.Forwarder sends a
+follower's write batches to the leader's client URL (published by each member through the log).
 """
 
 from __future__ import annotations

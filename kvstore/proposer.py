@@ -229,7 +229,10 @@ class Proposer:
             if url is not None:
                 assert self.forwarder is not None
                 try:
-                    results = await self.forwarder.forward(url, self._client_id, batch.seq, batch.requests, remaining)
+                    # At most a second per attempt, as for proposals below: a leader that stopped
+                    # answering (paused, cut off) is given up and the next one asked, same identity.
+                    results = await self.forwarder.forward(url, self._client_id, batch.seq, batch.requests,
+                                                           min(remaining, 1.0))
                 except ForwardNotApplied as exc:
                     log.debug("batch %d not taken by %s (%s); retrying", batch.seq, url, exc)
                     await asyncio.sleep(0.02)

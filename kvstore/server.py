@@ -1,13 +1,15 @@
 """The etcd v3 JSON API (grpc-gateway form) over HTTP, served by aiohttp on the client port.
 
 Writes and linearizable reads go through the Proposer (group commit through the Raft log);
-serializable reads and watches read local MVCC state. Wire details follow etcd 3.4 as observed in
+serializable reads and watches read local MVCC state. ``POST /pilothouse/forward`` takes the write
+batches that followers forward to this member while it leads (forward.py). Wire details follow etcd 3.4 as observed in
 ../shared/reference/etcd-json-api.md.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import json
 import logging
@@ -42,6 +44,9 @@ CORS = {
 CHUNK_THRESHOLD = 2048
 STREAM_CLOSING = {"error": {"grpc_code": 1, "http_code": 408, "message": "grpc: the client connection is closing",
                             "http_status": "Request Timeout"}}
+
+
+_REPLY_HEADERS = {"Content-Type": "application/json", "Grpc-Metadata-Content-Type": "application/grpc", **CORS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +114,12 @@ class EtcdServer:
         app.router.add_route("*", "/metrics", self._metrics)
         if self.forward_token:
             app.router.add_route("POST", forward.FORWARD_PATH, self._forwarded)
+        # The gateway paths themselves as plain routes: aiohttp finds those by a dict lookup, where
+        # the pattern below costs a regex match per request. The pattern still serves the rest
+        # (trailing slashes, unknown paths with etcd's 404s).
+        for tail in self._routes:
+            for prefix in ("v3", "v3beta"):
+                app.router.add_route("*", f"/{prefix}/{tail}", functools.partial(self._serve, tail=tail))
         app.router.add_route("*", r"/{prefix:v3|v3beta}/{tail:.*}", self._gateway)
         return app
 
@@ -139,8 +150,8 @@ class EtcdServer:
     async def _reply(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
         data = orjson.dumps(body)
         if len(data) <= CHUNK_THRESHOLD:
-            return web.Response(body=data, content_type="application/json",
-                                headers={"Grpc-Metadata-Content-Type": "application/grpc"})
+            # Content type and CORS in one prepared header set (the middleware then finds them set).
+            return web.Response(body=data, headers=_REPLY_HEADERS)
         # etcd's gateway streams bodies over 2 KiB chunked, as one data chunk.
         resp = web.StreamResponse(headers={**CORS, "Content-Type": "application/json",
                                            "Grpc-Metadata-Content-Type": "application/grpc"})
@@ -211,7 +222,9 @@ class EtcdServer:
     # ------------------------------------------------------------------ gateway dispatch
 
     async def _gateway(self, request: web.Request) -> web.StreamResponse:
-        tail = request.match_info["tail"].rstrip("/")
+        return await self._serve(request, request.match_info["tail"].rstrip("/"))
+
+    async def _serve(self, request: web.Request, tail: str) -> web.StreamResponse:
         route = self._routes.get(tail)
         if route is None:
             if any(tail.startswith(p) for p in self._gateway_prefixes):

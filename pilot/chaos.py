@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import random
 import shlex
@@ -62,6 +63,8 @@ import yaml
 
 from .demo import SERVER
 from .local import ELECTION_LEASES, Layout, component_health, nodes, read_pid, store_status
+
+log = logging.getLogger(__name__)
 
 NAMESPACE = "default"
 PREFIX = "chaos-"
@@ -751,6 +754,17 @@ class Chaos:
 
     # -------------------------------------------------------------- final invariants
 
+    async def remove_workload(self) -> None:
+        """Delete what the run created (the Deployment, its Service and Ingress, the writers' ConfigMaps).
+        Best effort: a failure is reported in the log, the run's verdict stands."""
+        assert self.api is not None
+        calls = [(path, "?propagationPolicy=Background") for path, _ in _workload()]
+        calls.append((f"/api/v1/namespaces/{NAMESPACE}/configmaps", "?labelSelector=pilot-chaos"))
+        for path, query in calls:
+            code, body = await self.api.call("DELETE", path + query, timeout=30)
+            if code not in (200, 202, 404):
+                log.warning("could not remove the chaos workload", extra={"path": path, "code": code, "body": body})
+
     async def finish(self) -> Report:
         assert self.api is not None
         report = self.report
@@ -779,8 +793,9 @@ class Chaos:
         return report
 
 
-async def run(layout: Layout, *, duration: float, seed: int) -> Report:
-    """Random faults for ``duration`` seconds (same seed, same schedule), then the invariants."""
+async def run(layout: Layout, *, duration: float, seed: int, keep_workload: bool = False) -> Report:
+    """Random faults for ``duration`` seconds (same seed, same schedule), then the invariants; the
+    workload is removed afterwards unless ``keep_workload``."""
     async with Chaos(layout, seed=seed) as chaos:
         deadline = time.monotonic() + duration
         while True:
@@ -788,14 +803,20 @@ async def run(layout: Layout, *, duration: float, seed: int) -> Report:
             if time.monotonic() >= deadline:
                 break
             await chaos.random_fault()
-        return await chaos.finish()
+        report = await chaos.finish()
+        if not keep_workload:
+            await chaos.remove_workload()
+        return report
 
 
 async def run_scenarios(layout: Layout, scenarios: list[str] | tuple[str, ...] = SCENARIOS, *, seed: int = 1,
-                        settle: float = 2.0) -> Report:
+                        settle: float = 2.0, keep_workload: bool = False) -> Report:
     """Named faults one after another (each waits for full recovery), then the invariants."""
     async with Chaos(layout, seed=seed) as chaos:
         for name in scenarios:
             await asyncio.sleep(settle)
             await chaos.scenario(name)
-        return await chaos.finish()
+        report = await chaos.finish()
+        if not keep_workload:
+            await chaos.remove_workload()
+        return report

@@ -270,7 +270,10 @@ def compose_init(state_dir: Path = typer.Option(Path("/state"), help=STATE_DIR_H
 @app.command("chaos")
 def chaos(state_dir: Path = typer.Option(Path(".pilot"), help=STATE_DIR_HELP),
           duration: float = typer.Option(60.0, help="seconds of fault injection"),
-          seed: int = typer.Option(1, help="random seed (same seed, same schedule)")) -> None:
+          seed: int = typer.Option(1, help="random seed (same seed, same schedule)"),
+          keep_workload: bool = typer.Option(False, "--keep-workload",
+                                             help="leave the chaos Deployment, Service, Ingress and ConfigMaps "
+                                                  "in place (removed after the run by default)")) -> None:
     """Break the cluster under load, then check the invariants.
 
     A Deployment behind a Service and an Ingress serves requests, writers create and update
@@ -288,7 +291,7 @@ def chaos(state_dir: Path = typer.Option(Path(".pilot"), help=STATE_DIR_HELP),
         raise typer.Exit(1)
     layout = local.prepare(state_dir)
     try:
-        report = asyncio.run(chaos_mod.run(layout, duration=duration, seed=seed))
+        report = asyncio.run(chaos_mod.run(layout, duration=duration, seed=seed, keep_workload=keep_workload))
     except RuntimeError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None

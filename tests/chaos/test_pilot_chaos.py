@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -109,3 +110,13 @@ def test_pilot_chaos_cli_random_faults(cluster: Path) -> None:
     assert all(f["recovered_after_s"] is not None for f in report["faults"])
     assert [f["components"] for f in fault_lines] == [f["components"] for f in report["faults"]]
     _check_common(report, cluster)
+    # The run removed its workload: the cluster is left as it was found.
+    if shutil.which("kubectl"):
+        left = subprocess.run(["kubectl", "--kubeconfig", str(cluster / "kubeconfig"), "get",
+                               "configmaps", "-l", "pilot-chaos", "-o", "name"],
+                              capture_output=True, text=True, timeout=60)
+        assert left.returncode == 0 and left.stdout.strip() == "", left.stdout + left.stderr
+        for kind in ("deployment", "service", "ingress"):
+            gone = subprocess.run(["kubectl", "--kubeconfig", str(cluster / "kubeconfig"), "get", kind, chaos.APP],
+                                  capture_output=True, text=True, timeout=60)
+            assert gone.returncode != 0 and "NotFound" in gone.stderr, gone.stdout + gone.stderr

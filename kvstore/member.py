@@ -3,7 +3,7 @@
     python -m kvstore --name m1 --data-dir DIR --listen-client http://127.0.0.1:2379 \\
         --listen-peer 127.0.0.1:2380 \\
         --initial-cluster m1=127.0.0.1:2380,m2=127.0.0.1:2381,m3=127.0.0.1:2382 \\
-        [--peer-secret-file F]
+        [--peer-secret-file F] [--peer-cert-file C --peer-key-file K --peer-trusted-ca-file CA]
 
 Layers, bottom up: raft.RaftNode (consensus, journal) → machine.KVStateMachine → mvcc.MVCCStore
 (state) ; proposer.Proposer (group commit, read barriers) and watch.WatchHub bridge the Raft thread
@@ -37,6 +37,7 @@ from .forward import Forwarder, forward_token
 from .lease import LeaseClock
 from .machine import KVStateMachine
 from .mvcc import MVCCStore
+from .peertls import PeerTLS
 from .proposer import Proposer
 from .raft import NOT_APPLIED, SUCCESS, UNKNOWN, RaftConfig, RaftNode
 from .server import EtcdServer, MemberIdentity
@@ -62,6 +63,7 @@ class MemberConfig:
     trusted_ca_file: str = ""
     client_cert_auth: bool = False
     advertise_client_url: str = ""
+    peer_tls: PeerTLS | None = None
 
     @property
     def client_url(self) -> str:
@@ -138,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key-file", default="", help="the key of --cert-file")
     p.add_argument("--trusted-ca-file", default="", help="CA that client certificates must chain to")
     p.add_argument("--client-cert-auth", action="store_true", help="require a client certificate signed by --trusted-ca-file")
+    p.add_argument("--peer-cert-file", default="", help="peer traffic over mutual TLS: this member's certificate "
+                                                         "(PEM; for server and client use, naming its peer host)")
+    p.add_argument("--peer-key-file", default="", help="the key of --peer-cert-file")
+    p.add_argument("--peer-trusted-ca-file", default="", help="CA the other members' peer certificates chain to")
     p.add_argument("--advertise-client-url", default="",
                    help="client URL the other members use to forward writes here (default: --listen-client, "
                         "an unspecified host replaced by the --listen-peer host)")
@@ -180,6 +186,9 @@ def config_from_args(argv: list[str]) -> tuple[MemberConfig, str]:
         if len(cluster) > 1:
             log.warning("no --peer-secret-file: peer traffic is keyed from the member list only; "
                         "pass a random secret to authenticate peers")
+    peer_tls_files = (args.peer_cert_file, args.peer_key_file, args.peer_trusted_ca_file)
+    if any(peer_tls_files) and not all(peer_tls_files):
+        raise SystemExit("peer TLS needs --peer-cert-file, --peer-key-file and --peer-trusted-ca-file together")
     low, _, high = args.election_timeout.partition(",")
     cfg = MemberConfig(
         name=args.name, data_dir=os.path.abspath(args.data_dir), client_host=client.hostname,
@@ -188,6 +197,7 @@ def config_from_args(argv: list[str]) -> tuple[MemberConfig, str]:
         election_timeout=(float(low), float(high or float(low) * 2)),
         cert_file=args.cert_file, key_file=args.key_file, trusted_ca_file=args.trusted_ca_file,
         client_cert_auth=args.client_cert_auth, advertise_client_url=args.advertise_client_url,
+        peer_tls=PeerTLS(*peer_tls_files) if all(peer_tls_files) else None,
     )
     return cfg, args.log_level
 
@@ -244,7 +254,7 @@ class Member:
         peers = tuple(cfg.initial_cluster.values())
         self.raft = RaftNode(
             RaftConfig(self_addr=cfg.peer_addr, peers=peers, data_dir=cfg.data_dir, secret=cfg.peer_secret,
-                       election_timeout=cfg.election_timeout),
+                       election_timeout=cfg.election_timeout, peer_tls=cfg.peer_tls),
             machine, on_state_change=self._state_changed, on_fsync=self._fsync.observe)
         self.forwarder = Forwarder(
             self_addr=cfg.peer_addr, peer_names={addr: name for name, addr in cfg.initial_cluster.items()},

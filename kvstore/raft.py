@@ -7,7 +7,8 @@ What this module adds on top of pysyncobj, each at the place the gap comes from:
 * **Authenticated, bounded peer traffic.** A password is mandatory (Fernet: HMAC checked before
   anything is unpickled), peers bind to an explicit address, read-only peers and the unauthenticated
   utility protocol (``syncobj_admin``) are refused, and a frame whose length prefix is over
-  ``max_frame`` closes the connection before it is buffered.
+  ``max_frame`` closes the connection before it is buffered. With ``peer_tls`` every peer
+  connection also runs over mutual TLS (``peertls.py``): no certificate of the cluster CA, no bytes.
 * **Durability.** A follower fsyncs ``DurableJournal`` before any message leaves it, so it never
   acknowledges what is not on its disk. The leader replicates entries while it fsyncs them (as
   etcd does) and syncs at the start and end of every tick, before it counts itself toward a commit.
@@ -50,6 +51,7 @@ from pysyncobj.syncobj import _COMMAND_TYPE, _RAFT_STATE
 from pysyncobj.transport import TCPTransport
 
 from .journal import DurableJournal, fsync_dir
+from .peertls import PeerTLS, PeerTLSConnections
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,7 @@ class RaftConfig:
     heartbeat: float = 0.05
     snapshot_entries: int = 20000
     max_frame: int = DEFAULT_MAX_FRAME
+    peer_tls: PeerTLS | None = None  # mutual TLS under the peer connections (peertls.py)
 
 
 # ---------------------------------------------------------------- durable journal hook
@@ -154,6 +157,9 @@ class SecureTransport(TCPTransport):  # type: ignore[misc]
         return int(getattr(self._syncObj, "max_frame", DEFAULT_MAX_FRAME))
 
     def _onNewIncomingConnection(self, conn: Any) -> None:  # noqa: N802 (pysyncobj's names)
+        tls = self._syncObj.peer_tls
+        if tls is not None:
+            tls.incoming(conn)
         _guard_frames(conn, self._max_frame())
         super()._onNewIncomingConnection(conn)
 
@@ -161,6 +167,9 @@ class SecureTransport(TCPTransport):  # type: ignore[misc]
         super().addNode(node)
         conn = self._connections.get(node)
         if conn is not None:
+            tls = self._syncObj.peer_tls
+            if tls is not None:
+                tls.outgoing(conn, node.host)
             _guard_frames(conn, self._max_frame())
 
     def _onIncomingMessageReceived(self, conn: Any, message: Any) -> None:  # noqa: N802
@@ -250,6 +259,7 @@ class RaftNode(SyncObj):  # type: ignore[misc]
         os.chmod(cfg.data_dir, 0o700)
         # Everything set before SyncObj.__init__ is outside the replicated state.
         self.max_frame = cfg.max_frame
+        self.peer_tls = PeerTLSConnections(cfg.peer_tls) if cfg.peer_tls is not None else None
         self._machine = machine
         self._on_state_change = on_state_change
         self._snapshot_path = os.path.join(cfg.data_dir, "snapshot.msgpack")
@@ -308,6 +318,8 @@ class RaftNode(SyncObj):  # type: ignore[misc]
         # durable first.
         if self._SyncObj__raftState == _RAFT_STATE.LEADER:
             self._SyncObj__raftLog.sync()
+        if self.peer_tls is not None:
+            self.peer_tls.flush_all()  # TLS records a full socket left behind (peertls.py)
         super()._onTick(timeToWait)
 
     def _commit_alone(self) -> None:

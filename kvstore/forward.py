@@ -86,14 +86,22 @@ class Forwarder:
         self._disabled_until = 0.0
 
     def target(self) -> str | None:
-        """The leader's client URL, or None to propose through pysyncobj (leader here or unknown)."""
+        """The leader's client URL, or None to propose through pysyncobj (leader here or unknown).
+
+        Only once every member has published its URL: a member that has not runs code from before
+        forwarding, whose state machine would skip the forwarded batches of an entry (a mixed-version
+        cluster keeps proposing through pysyncobj until all members run this code).
+        """
         if self._disabled_until and time.monotonic() < self._disabled_until:
             return None
         leader = self._leader()
         if leader is None or leader == self._self_addr:
             return None
+        members = self._members()
+        if not all(name in members for name in self._peer_names.values()):
+            return None
         name = self._peer_names.get(leader)
-        return self._members().get(name) if name is not None else None
+        return members.get(name) if name is not None else None
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -125,6 +133,11 @@ class Forwarder:
         if status == 403:
             self._disable(url, "the leader refused the forwarding token (different peer secret?)")
             raise ForwardNotApplied("forwarding token refused")
+        if status in (400, 404, 405, 413):
+            # Refused before anything was proposed (no such endpoint, an operation or size it does
+            # not take): the batch goes through pysyncobj instead.
+            self._disable(url, f"HTTP {status}: the leader does not take this forwarded batch")
+            raise ForwardNotApplied(f"HTTP {status}")
         try:
             reply = codec.unpack(data) if resp.content_type == CONTENT_TYPE else None
         except Exception:  # noqa: BLE001 - any undecodable answer leaves the outcome open

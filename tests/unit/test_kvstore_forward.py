@@ -180,3 +180,22 @@ def test_forward_endpoint_helpers() -> None:
     assert not valid_requests({"op": "put"}) and not valid_requests(["put"])
     assert forward_token("a" * 32) == forward_token("a" * 32) != forward_token("b" * 32)
     assert max_revision([{"revision": 4}, {"error": [3, "x"]}, {"revision": 7}]) == 7
+
+
+def test_forwarding_starts_once_every_member_published_its_client_url() -> None:
+    from kvstore.forward import Forwarder
+
+    members: dict[str, str] = {}
+    leader = ["10.0.0.1:2380"]
+    fwd = Forwarder(self_addr="10.0.0.2:2380",
+                    peer_names={"10.0.0.1:2380": "m1", "10.0.0.2:2380": "m2", "10.0.0.3:2380": "m3"},
+                    leader=lambda: leader[0], members=lambda: members, secret="s" * 32,
+                    wait_revision=lambda rev, timeout: asyncio.sleep(0))
+    members.update(m1="http://10.0.0.1:2379", m2="http://10.0.0.2:2379")
+    assert fwd.target() is None  # m3 may still run code whose state machine skips forwarded batches
+    members["m3"] = "http://10.0.0.3:2379"
+    assert fwd.target() == "http://10.0.0.1:2379"
+    leader[0] = "10.0.0.2:2380"
+    assert fwd.target() is None  # leading here: propose directly
+    leader[0] = None  # type: ignore[assignment]
+    assert fwd.target() is None

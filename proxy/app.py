@@ -58,8 +58,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pod-netns-root-dir", default="", metavar="DIR",
                    help="with --pod-netns=docker: only the sandboxes of the kubelet with this --root-dir")
     p.add_argument("--docker-host", default=None, help="Docker engine URL (default: $DOCKER_HOST or the local socket)")
+    p.add_argument("--exit-on-node-ip-loss", action="store_true",
+                   help="exit (status 1) when a --node-ip is no longer an address of this host: a proxy in a "
+                        "node container's network namespace (docker compose) is restarted into the new one")
     component.add_leader_election_flags(p, resource_name=LEASE_NAME)
     return p
+
+
+class NodeAddressLost(RuntimeError):
+    pass
+
+
+def _is_local(ip: str) -> bool:
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind((ip, 0))
+    except OSError:
+        return False
+    return True
+
+
+async def watch_node_ips(node_ips: list[str], *, period: float = 1.0, misses: int = 3) -> None:
+    """Runs while every node address stays local; raises NodeAddressLost once one has been missing
+    ``misses`` checks in a row (the network namespace this proxy is in lost its interface, as when
+    the node container it shares it with was restarted)."""
+    missing = 0
+    while True:
+        await asyncio.sleep(period)
+        gone = [ip for ip in node_ips if not _is_local(ip)]
+        missing = missing + 1 if gone else 0
+        if missing >= misses:
+            raise NodeAddressLost(f"node address {', '.join(gone)} is no longer local")
+
+
+async def _until_either(work: Awaitable[None], guard: Awaitable[None]) -> None:
+    tasks = [asyncio.ensure_future(work), asyncio.ensure_future(guard)]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -91,11 +132,13 @@ async def serve(args: argparse.Namespace) -> None:
         work: Awaitable[None] = component.campaign(runtime.leader_elector(client, args, metrics, allocator.lead))
     else:
         work = asyncio.Event().wait()  # forever: listeners and balancers run on their own
+    if args.exit_on_node_ip_loss:
+        work = _until_either(work, watch_node_ips(node_ips))
     log.info("proxy started", extra={"event": "started", "node": args.node_name, "node_ips": node_ips,
                                      "identity": default_identity(args.replica_name),
                                      "servers": list(client.config.servers), "health": args.bind_health})
     try:
-        await component.run_until_signal(work, name="lb-allocator")
+        failure = await component.run_until_signal(work, name="lb-allocator")
     finally:
         if sandboxes is not None:
             await sandboxes.stop()
@@ -105,6 +148,8 @@ async def serve(args: argparse.Namespace) -> None:
         await runner.cleanup()
         await client.close()
         log.info("stopped", extra={"event": "stopped"})
+    if isinstance(failure, NodeAddressLost):
+        raise SystemExit(1)
 
 
 def main(argv: list[str] | None = None) -> None:

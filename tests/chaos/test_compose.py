@@ -259,6 +259,7 @@ apiVersion: v1
 kind: Service
 metadata: {name: web-vip}
 spec:
+  type: NodePort
   selector: {app: web}
   ports: [{port: 80, targetPort: 8000}]
 ---
@@ -374,6 +375,9 @@ def test_compose_cluster_survives_kill9_and_runs_pods_as_containers(compose) -> 
     assert got[2] == "403", got  # authenticated as the pod's service account, which may not list pods
     assert got[3] in ("apiserver-1 6443", "apiserver-2 6443"), got
 
+    # From the host, the NodePort on every node's address (the proxy shares its kubelet's namespace).
+    wait_for(lambda: node_ports_answer(state), timeout=60, what="the NodePort answering on both nodes")
+
     # From the host, through the published ingress port, the Ingress and the Service to a pod.
     def through_ingress() -> bool:
         req = urllib.request.Request(f"http://127.0.0.1:{ingress_port}/", headers={"Host": "web.test"})
@@ -476,6 +480,7 @@ def chaos(run: Any, state: Path, project: str, kubelets: Path) -> None:
                  what="2 web pods Ready after restarting everything")
         wait_for(lambda: node_ready(state, "kubelet-1") and node_ready(state, "kubelet-2"), timeout=120,
                  what="both nodes Ready after restarting everything")
+        wait_for(lambda: node_ports_answer(state), timeout=120, what="the NodePort answering on both nodes again")
         acked_until = len(writer.acked)
         wait_for(lambda: set(writer.acked[:acked_until]) <= watcher.names, timeout=90,
                  what="the watch delivering every acknowledged write")
@@ -490,6 +495,21 @@ def chaos(run: Any, state: Path, project: str, kubelets: Path) -> None:
     lost = [n for n in writer.acked if f"configmap/{n}" not in stored]
     assert not lost, f"acknowledged writes lost: {lost[:10]} ({len(lost)})"
     assert watcher.seen == sorted(watcher.seen), "resourceVersions went backwards in the watch"
+
+
+def node_ports_answer(state: Path) -> bool:
+    """The web-vip Service's NodePort answers on every node's InternalIP, from the host."""
+    port = kubectl(state, "get", "service", "web-vip", "-o", "jsonpath={.spec.ports[0].nodePort}").stdout
+    nodes = json.loads(kubectl(state, "get", "nodes", "-o", "json").stdout)["items"]
+    ips = [a["address"] for n in nodes for a in n["status"]["addresses"] if a["type"] == "InternalIP"]
+    for ip in ips:
+        try:
+            with urllib.request.urlopen(f"http://{ip}:{port}/", timeout=5) as resp:
+                if resp.status != 200:
+                    return False
+        except OSError:
+            return False
+    return len(ips) == 2
 
 
 def node_ready(state: Path, name: str) -> bool:

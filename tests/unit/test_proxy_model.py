@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import pytest
+
+from proxy.app import NodeAddressLost, _is_local, watch_node_ips
 from proxy.balancer import Balancer, Balancers
 from proxy.lballoc import desired_ingress
 from proxy.model import (Endpoint, ListenKey, ServicePortKey, desired_listeners, find_service_port, ready_addresses,
@@ -215,3 +219,13 @@ def test_load_balancer_allocation_conflicts_and_classes() -> None:
         {"ip": "127.0.0.9", "ports": [{"port": 53, "protocol": "TCP"}]}]
     assert desired_ingress(foreign, everything, "127.0.0.9") == (None, "")  # another implementation's
     assert desired_ingress(plain, everything, "127.0.0.9") == ([], "")  # not a LoadBalancer: cleared
+
+
+async def test_a_node_address_that_is_no_longer_local_ends_the_proxy() -> None:
+    assert _is_local("127.0.0.1") and not _is_local("192.0.2.1")  # TEST-NET-1: never a local address
+    with pytest.raises(NodeAddressLost, match="192.0.2.1"):
+        await asyncio.wait_for(watch_node_ips(["127.0.0.1", "192.0.2.1"], period=0.01, misses=2), 5)
+    watcher = asyncio.ensure_future(watch_node_ips(["127.0.0.1"], period=0.01))
+    await asyncio.sleep(0.1)
+    assert not watcher.done()  # local addresses: it keeps watching
+    watcher.cancel()

@@ -32,6 +32,9 @@ class LogOptions:
     since: float | None = None  # Unix seconds
     limit_bytes: int | None = None
     streams: tuple[str, ...] = ("stdout", "stderr")
+    # follow only: (inode, byte offset) of the current file to read from, nothing before (attach
+    # fixes it when the session starts); a file rotated since is read from its start
+    start: tuple[int, int] | None = None
 
 
 def parse_time(text: str) -> float | None:
@@ -132,7 +135,7 @@ async def read_log(path: Path | None, opts: LogOptions, *, running: Callable[[],
     if path is None:
         return
     assembler = _Assembler()
-    files = log_files(path)
+    files = [] if opts.follow and opts.start is not None else log_files(path)
     tail: deque[bytes] | None = deque(maxlen=opts.tail_lines) if opts.tail_lines is not None and opts.tail_lines >= 0 else None
     out_lines: list[bytes] = []
     position = 0
@@ -173,6 +176,10 @@ async def read_log(path: Path | None, opts: LogOptions, *, running: Callable[[],
     handle = None
     try:
         handle = open(path, "rb")
+        if opts.follow and opts.start is not None:
+            inode, position = opts.start
+            if os.fstat(handle.fileno()).st_ino != inode:
+                inode, position = os.fstat(handle.fileno()).st_ino, 0
         handle.seek(position)
         buf = b""
         idle_rounds = 0

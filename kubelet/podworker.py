@@ -467,7 +467,8 @@ class PodWorker:
             pod_uid=self.uid, pod_name=m.name(pod), pod_namespace=m.namespace(pod), name=name, attempt=attempt,
             image=str(spec.get("image") or ""), argv=argv, env=env, working_dir=working_dir, mounts=mounts,
             memory_limit=memory_limit(spec), cpu_limit_milli=cpu_limit_milli(spec), kind=kind,
-            tty=bool(spec.get("tty")), labels={}, annotations=dict(m.annotations(pod)),
+            tty=bool(spec.get("tty")), stdin=bool(spec.get("stdin")), stdin_once=bool(spec.get("stdinOnce")),
+            labels={}, annotations=dict(m.annotations(pod)),
             image_pull_policy=str(spec.get("imagePullPolicy") or "IfNotPresent"))
 
     # ------------------------------------------------------------------ probes

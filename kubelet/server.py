@@ -456,7 +456,7 @@ class KubeletServer:
         if found is None:
             return
         agent, worker, container = found
-        write_stdin = None
+        attached = None
         if stdin:
             spec = next((c for key in ("containers", "initContainers", "ephemeralContainers")
                          for c in worker.spec.get(key) or [] if c.get("name") == container.name), {})
@@ -466,13 +466,22 @@ class KubeletServer:
                                              "to attach to it"})
                 return
             try:
-                write_stdin = await agent.runtime.attach_stdin(container.id)
+                attached = await agent.runtime.attach_stdin(container.id)
             except (RuntimeError_, NotSupported) as exc:
                 await self._send_status(ws, {**failure, "message": exc.message, "reason": "BadRequest", "code": 400})
                 return
+        # Where the output is followed from is fixed now, before the first byte reaches stdin: what the
+        # container answers to it cannot fall before that point.
+        try:
+            output = agent.runtime.attach_output(container.id)
+        except (RuntimeError_, NotSupported) as exc:
+            if attached is not None:
+                await attached.detach()
+            await self._send_status(ws, {**failure, "message": exc.message, "reason": "BadRequest", "code": 400})
+            return
 
         async def pump_out() -> None:
-            async for channel, chunk in agent.runtime.attach_output(container.id):
+            async for channel, chunk in output:
                 if ws.closed:
                     return
                 await ws.send_bytes(bytes([channel]) + chunk)
@@ -481,12 +490,17 @@ class KubeletServer:
             async for msg in ws:
                 if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.ERROR):
                     return
-                if msg.type != WSMsgType.BINARY or not msg.data or write_stdin is None:
+                if msg.type != WSMsgType.BINARY or not msg.data or attached is None:
                     continue
-                if msg.data[0] == STREAM_STDIN and len(msg.data) > 1:
-                    await write_stdin(msg.data[1:])
-                elif msg.data[0] == STREAM_CLOSE and msg.data[1:2] == bytes([STREAM_STDIN]):
-                    await write_stdin(None)
+                channel, data = msg.data[0], msg.data[1:]
+                if channel == STREAM_STDIN and data:
+                    await attached.write(data)
+                elif channel == STREAM_RESIZE:
+                    with contextlib.suppress(ValueError, TypeError, AttributeError):
+                        size = orjson.loads(data)
+                        await attached.resize(int(size.get("Width", 80)), int(size.get("Height", 24)))
+                elif channel == STREAM_CLOSE and data[:1] == bytes([STREAM_STDIN]):
+                    await attached.close_stdin()
 
         out_task = asyncio.ensure_future(pump_out())
         in_task = asyncio.ensure_future(pump_in())
@@ -506,6 +520,8 @@ class KubeletServer:
                 if not t.done():
                     t.cancel()
             await asyncio.gather(out_task, in_task, return_exceptions=True)
+            if attached is not None:
+                await attached.detach()  # the session is over (stdinOnce: the container's stdin closes)
 
     # ------------------------------------------------------------------ port-forward
 

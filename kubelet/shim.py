@@ -3,7 +3,9 @@
 ``python -I -S kubelet/shim.py SPEC.json`` — started by the kubelet in its own session, it
 
 1. starts the container's command as the leader of a new process group (``kill(-pgid)`` reaches
-   everything it forks), with the spec's environment and working directory, stdin on /dev/null,
+   everything it forks), with the spec's environment and working directory, stdin on /dev/null
+   (``stdin: true``: a pipe the shim keeps; ``tty: true``: a pty, the command in its own session
+   with the pty as controlling terminal and as stdin, stdout and stderr — see *attach* below),
    ``PR_SET_PDEATHSIG=SIGKILL`` (if the shim dies, the container dies with it — never an orphan) and
    the memory limit: a cgroup (v2 ``memory.max``, or v1 ``memory.limit_in_bytes``, with CPU quota
    too) when the kubelet could create one, else ``RLIMIT_AS``;
@@ -15,6 +17,16 @@
 4. when the command exits: SIGKILLs what is left of its process group (and cgroup), drains the
    pipes, and writes ``exit.json`` (exit code 128+signal for signals, as container runtimes report
    it; ``oomKilled`` from the cgroup) atomically, then exits.
+
+Attach (``stdin: true``): the shim listens on ``attach.sock`` in the container's state directory
+(beside ``spec.json``; a unix socket, so a kubelet restarted after ``kill -9`` connects again like
+the first one did). Each connection is one attach session; what it sends is framed
+``<type:1><length:4 big-endian><payload>``: type 0 bytes for the container's stdin, 1 the client's
+stdin ended, 4 a terminal size (``<cols:2><rows:2>`` big-endian, applied to the pty). The shim answers
+nothing. ``stdinOnce: true``: the container's stdin is closed (it reads EOF; on a pty, ^D) when the
+first session's client ends its stdin or the session ends; then the socket is removed and later
+sessions cannot connect. Without it the stdin stays open across sessions and a client's EOF only
+ends what that client sends.
 
 It outlives the kubelet (own session, not in the kubelet's process group), which is what lets a
 kubelet killed with ``-9`` find its containers still running, and their exit codes, when it comes
@@ -189,18 +201,38 @@ def main(argv: list[str]) -> int:
     r_err, w_err = os.pipe()
     err_r, err_w = os.pipe()  # the child reports a failed exec here (closed on successful exec)
     os.set_inheritable(err_w, False)
+    tty = bool(spec.get("tty"))
+    want_stdin = bool(spec.get("stdin"))
+    pty_master = pty_slave = r_in = w_in = -1
+    if tty:
+        pty_master, pty_slave = os.openpty()
+    elif want_stdin:
+        r_in, w_in = os.pipe()
 
     pid = os.fork()
     if pid == 0:  # ------------------------------------------------ the container
         try:
-            os.setpgid(0, 0)
             os.close(r_out)
             os.close(r_err)
             os.close(err_r)
-            devnull = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(devnull, 0)
-            os.dup2(w_out, 1)
-            os.dup2(w_err, 2)
+            if tty:
+                import fcntl
+                import termios
+
+                os.setsid()  # a session (and process group) of its own, the pty its controlling terminal
+                os.close(pty_master)
+                fcntl.ioctl(pty_slave, termios.TIOCSCTTY, 0)
+                for fd in (0, 1, 2):
+                    os.dup2(pty_slave, fd)
+            else:
+                os.setpgid(0, 0)
+                if want_stdin:
+                    os.close(w_in)
+                    os.dup2(r_in, 0)
+                else:
+                    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+                os.dup2(w_out, 1)
+                os.dup2(w_err, 2)
             try:
                 import ctypes
 
@@ -225,6 +257,8 @@ def main(argv: list[str]) -> int:
                 os.chdir(cwd)
             argv_ = spec["argv"]
             env = spec.get("env") or {}
+            if tty:
+                env = {"TERM": "xterm", **env}
             os.execvpe(argv_[0], argv_, env)
         except BaseException as exc:  # noqa: BLE001 - report anything to the shim, then die
             code = 127 if isinstance(exc, FileNotFoundError) else 126 if isinstance(exc, PermissionError) else 128
@@ -237,6 +271,10 @@ def main(argv: list[str]) -> int:
     os.close(w_out)
     os.close(w_err)
     os.close(err_w)
+    if r_in >= 0:
+        os.close(r_in)
+    if pty_slave >= 0:
+        os.close(pty_slave)  # EIO on the master once the container's side is closed everywhere
     started_ns = time.time_ns()
     failure = b""
     while True:
@@ -261,6 +299,8 @@ def main(argv: list[str]) -> int:
         out.write(json.dumps({"error": message, "reason": "StartError", "exitCode": 128}) + "\n")
         out.flush()
         return 0
+    # listening before the pid is reported: once the kubelet knows the container, it can attach
+    attach = Attach(spec, pty_master if tty else w_in) if want_stdin else None
     out.write(json.dumps({"pid": pid, "startedAt": started_ns / 1e9, "shimPid": shim_pid}) + "\n")
     out.flush()
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -277,18 +317,28 @@ def main(argv: list[str]) -> int:
         signal.signal(sig, forward)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
-    fds = {r_out: "stdout", r_err: "stderr"}
+    if tty:  # every byte comes through the pty: the write ends of the pipes were closed, nothing reads them
+        os.close(r_out)
+        os.close(r_err)
+        fds = {pty_master: "stdout"}
+    else:
+        fds = {r_out: "stdout", r_err: "stderr"}
     status: int | None = None
     drain_deadline: float | None = None
     while fds:
         timeout = 0.5 if status is None else max(0.0, (drain_deadline or 0) - time.monotonic())
         if status is not None and timeout <= 0:
             break
+        watched = list(fds) + (attach.fds() if attach is not None and status is None else [])
         try:
-            ready, _, _ = select.select(list(fds), [], [], timeout)
+            ready, _, _ = select.select(watched, [], [], timeout)
         except InterruptedError:
             ready = []
         for fd in ready:
+            if fd not in fds:
+                if attach is not None:
+                    attach.ready(fd)
+                continue
             try:
                 data = os.read(fd, 65536)
             except OSError as exc:
@@ -298,6 +348,9 @@ def main(argv: list[str]) -> int:
             if data:
                 log.feed(fds[fd], data)
             else:
+                if attach is not None and fd == attach.stdin_fd:
+                    attach.closed = True  # the pty is gone: its fd number must not be written to again
+                    attach.shutdown()
                 os.close(fd)
                 del fds[fd]
         if status is None:
@@ -311,6 +364,8 @@ def main(argv: list[str]) -> int:
                     pass
                 kill_cgroups(spec)
                 drain_deadline = time.monotonic() + 2.0
+    if attach is not None:
+        attach.shutdown()
     if status is None:
         _, status = os.waitpid(pid, 0)
         try:
@@ -327,6 +382,136 @@ def main(argv: list[str]) -> int:
                                    "startedAt": started_ns / 1e9, "finishedAt": time.time(), "oomKilled": oom})
     remove_cgroups(spec)
     return 0
+
+
+class Attach:
+    """The container's stdin, served on ``attach.sock`` to attach sessions (see the module docstring)."""
+
+    def __init__(self, spec: dict, stdin_fd: int) -> None:
+        import socket
+
+        self.stdin_fd = stdin_fd  # the pipe's write end, or the pty master
+        self.tty = bool(spec.get("tty"))
+        self.once = bool(spec.get("stdin_once"))
+        self.path = spec["attach_socket"]
+        self.sessions: dict[int, tuple[object, bytearray]] = {}
+        self.closed = False
+        # bind by a relative name: a unix socket path is limited to 107 bytes, a state dir can be longer
+        # (the kubelet connects through /proc/self/fd/<dir fd>/attach.sock for the same reason)
+        here = os.getcwd()
+        os.chdir(os.path.dirname(self.path) or ".")
+        try:
+            try:
+                os.unlink(os.path.basename(self.path))
+            except FileNotFoundError:
+                pass
+            self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.listener.bind(os.path.basename(self.path))
+            os.chmod(os.path.basename(self.path), 0o600)
+        finally:
+            os.chdir(here)
+        self.listener.listen(16)
+        self.listener.setblocking(False)
+        os.set_blocking(stdin_fd, False)
+
+    def fds(self) -> list[int]:
+        out = [fd for fd in self.sessions]
+        if self.listener is not None:
+            out.append(self.listener.fileno())
+        return out
+
+    def ready(self, fd: int) -> None:
+        if self.listener is not None and fd == self.listener.fileno():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            conn.setblocking(False)
+            self.sessions[conn.fileno()] = (conn, bytearray())
+            return
+        conn, buf = self.sessions[fd]
+        try:
+            data = conn.recv(65536)  # type: ignore[attr-defined]
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._end(fd)
+            return
+        buf += data
+        while len(buf) >= 5:
+            kind, size = buf[0], int.from_bytes(buf[1:5], "big")
+            if len(buf) < 5 + size:
+                break
+            payload = bytes(buf[5:5 + size])
+            del buf[:5 + size]
+            if kind == 0:
+                self._write(payload)
+            elif kind == 1 and self.once:
+                self._close_stdin()
+            elif kind == 4 and self.tty and len(payload) == 4:
+                import fcntl
+                import struct
+                import termios
+
+                cols, rows = int.from_bytes(payload[0:2], "big"), int.from_bytes(payload[2:4], "big")
+                try:
+                    fcntl.ioctl(self.stdin_fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+                except OSError:
+                    pass
+
+    def _write(self, data: bytes) -> None:
+        if self.closed:
+            return
+        view = memoryview(data)
+        deadline = time.monotonic() + 30.0  # a container that never reads its stdin does not stall the shim forever
+        while view and time.monotonic() < deadline:
+            try:
+                n = os.write(self.stdin_fd, view)
+                view = view[n:]
+            except InterruptedError:
+                continue
+            except BlockingIOError:
+                select.select([], [self.stdin_fd], [], 0.5)
+            except OSError:  # the container closed its stdin (EPIPE) or is gone
+                return
+
+    def _close_stdin(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.tty:
+            self.closed = False
+            self._write(b"\x04")  # ^D: end of input on a terminal (the master also carries the output)
+            self.closed = True
+        else:
+            try:
+                os.close(self.stdin_fd)
+            except OSError:
+                pass
+        self._stop_listening()
+
+    def _stop_listening(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None  # type: ignore[assignment]
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+
+    def _end(self, fd: int) -> None:
+        conn, _ = self.sessions.pop(fd)
+        conn.close()  # type: ignore[attr-defined]
+        if self.once:
+            self._close_stdin()
+
+    def shutdown(self) -> None:
+        for fd in list(self.sessions):
+            conn, _ = self.sessions.pop(fd)
+            conn.close()  # type: ignore[attr-defined]
+        self._stop_listening()
 
 
 def write_exit(path: str, result: dict) -> None:

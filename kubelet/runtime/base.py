@@ -21,7 +21,8 @@ from __future__ import annotations
 import abc
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -104,7 +105,9 @@ class ContainerConfig:
     memory_limit: int | None = None  # bytes
     cpu_limit_milli: int | None = None
     kind: str = "regular"
-    tty: bool = False
+    tty: bool = False  # a terminal for the container (pty / Docker's Tty)
+    stdin: bool = False  # spec.stdin: its stdin stays open for attach sessions
+    stdin_once: bool = False  # spec.stdinOnce: closed (EOF) once the first attach session ends
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
     image_pull_policy: str = "IfNotPresent"
@@ -184,6 +187,27 @@ class ExecSession(abc.ABC):
 
     @abc.abstractmethod
     async def kill(self) -> None: ...
+
+
+class AttachedStdin(abc.ABC):
+    """One attach session's way into a container's stdin (``kubectl attach -i``).
+
+    ``close_stdin``: the client's stdin ended (v5 close frame); the container's stdin is closed only
+    if it was started with ``stdinOnce``. ``detach``: the session is over (with ``stdinOnce`` that too
+    closes the container's stdin); always called once, last.
+    """
+
+    @abc.abstractmethod
+    async def write(self, data: bytes) -> None: ...
+
+    @abc.abstractmethod
+    async def close_stdin(self) -> None: ...
+
+    async def resize(self, width: int, height: int) -> None:
+        """Channel 4 for a container with ``tty: true``; ignored otherwise."""
+
+    @abc.abstractmethod
+    async def detach(self) -> None: ...
 
 
 ExitCallback = Callable[[ContainerStatus], None]
@@ -271,18 +295,30 @@ class Runtime(abc.ABC):
     async def exec_stream(self, container_id: str, argv: list[str], *, tty: bool, stdin: bool) -> ExecSession:
         raise NotSupported("exec")
 
-    async def attach_output(self, container_id: str) -> AsyncIterator[tuple[int, bytes]]:
+    def attach_output(self, container_id: str) -> AsyncIterator[tuple[int, bytes]]:
         """``kubectl attach``: ``(1 | 2, line)`` of what the container writes from now on, until it stops.
 
         The container's stdout and stderr are exactly what its CRI log records (the process shim and
         the docker log forwarder write every line there), so following the log from its current end
-        is attaching to its output, for any runtime that keeps one.
+        is attaching to its output, for any runtime that keeps one. "Now" is this call, not the first
+        iteration: a caller that then writes to the container's stdin sees every answer.
         """
-        from ..logs import LogOptions, read_log  # the kubelet's log reader; no cycle at import time
+        from ..logs import LogOptions  # the kubelet's log reader; no cycle at import time
 
         path = self.log_path(container_id)
         if path is None:
             raise NotSupported("attach")
+        try:
+            st = os.stat(path)
+            start = (st.st_ino, st.st_size)
+        except OSError:
+            start = (0, 0)  # not written yet: everything it will hold is "from now on"
+        return self._follow_output(container_id, path, LogOptions(follow=True, start=start))
+
+    async def _follow_output(self, container_id: str, path: Path, base: Any) -> AsyncIterator[tuple[int, bytes]]:
+        from dataclasses import replace
+
+        from ..logs import read_log
 
         def running() -> bool:
             c = self.container(container_id)
@@ -293,7 +329,7 @@ class Runtime(abc.ABC):
 
         async def follow(stream: str) -> None:
             try:
-                opts = LogOptions(follow=True, tail_lines=0, streams=(stream,))
+                opts = replace(base, streams=(stream,))
                 async for line in read_log(path, opts, running=running):
                     await queue.put((streams[stream], line))
             finally:
@@ -313,12 +349,12 @@ class Runtime(abc.ABC):
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def attach_stdin(self, container_id: str) -> Callable[[bytes | None], Awaitable[None]]:
-        """A writer into the stdin of a container started with ``stdin: true`` (None closes it).
+    async def attach_stdin(self, container_id: str) -> AttachedStdin:
+        """The stdin of a running container started with ``stdin: true``, for one attach session.
 
-        No runtime keeps a container's stdin open today (the process shim gives containers
-        /dev/null): attaching stdin is refused with this error, which the kubelet reports to the
-        client instead of silently dropping what is typed.
+        The process runtime reaches it through its shim's ``attach.sock``, docker through the
+        engine's attach endpoint. A runtime that runs nothing (fake) refuses with this error, which
+        the kubelet reports to the client instead of silently dropping what is typed.
         """
         raise NotSupported("attaching to a container's stdin")
 

@@ -6,6 +6,7 @@ Layout under the kubelet's root directory (``--root-dir``)::
     containers/<id>/state.json    labels, pids and times, written once the shim reported the pid
     containers/<id>/exit.json     written by the shim when the command exited (exit code, reason, OOM)
     containers/<id>/shim.log      the shim's own stderr
+    containers/<id>/attach.sock   ``stdin: true``: the shim's socket into the container's stdin (attach)
     sandboxes/<pod uid>.json      the pod's loopback IP and identity
     logs/<ns>_<pod>_<uid>/<container>/<restartCount>.log   CRI-format log, rotated by the shim
 
@@ -47,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .base import (EXITED, RUNNING, ContainerConfig, ContainerStats, ContainerStatus, ExecResult, ExecSession,
+from .base import (EXITED, RUNNING, AttachedStdin, ContainerConfig, ContainerStats, ContainerStatus, ExecResult, ExecSession,
                    Runtime, RuntimeError_, SandboxConfig, SandboxStatus, image_digest)
 
 log = logging.getLogger(__name__)
@@ -249,6 +250,8 @@ class _Container:
     env: dict[str, str] = field(default_factory=dict)
     cwd: str = ""
     cgroups: list[dict[str, Any]] = field(default_factory=list)
+    stdin: bool = False  # the shim serves attach.sock
+    stdin_once: bool = False
     exited: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -321,7 +324,8 @@ class ProcessRuntime(Runtime):
             pid=state.get("pid"), labels=state.get("labels") or {},
             log_path=Path(state["log_path"]) if state.get("log_path") else None)
         c = _Container(status, cdir, shim_pid=state.get("shim_pid"), shim_ticks=state.get("shim_ticks"),
-                       env=state.get("env") or {}, cwd=state.get("cwd", ""), cgroups=state.get("cgroups") or [])
+                       env=state.get("env") or {}, cwd=state.get("cwd", ""), cgroups=state.get("cgroups") or [],
+                       stdin=bool(state.get("stdin")), stdin_once=bool(state.get("stdin_once")))
         self._containers[cdir.name] = c
         if (cdir / "exit.json").exists() or not alive(c.shim_pid, c.shim_ticks):
             self._finish(c, notify=False)
@@ -391,7 +395,9 @@ class ProcessRuntime(Runtime):
         spec = {"argv": list(config.argv), "env": env, "cwd": cwd, "log_path": str(log_path),
                 "log_max_bytes": self.log_max_bytes, "log_max_files": self.log_max_files,
                 "exit_path": str(cdir / "exit.json"), "memory_limit": config.memory_limit,
-                "cpu_limit_milli": config.cpu_limit_milli, "cgroups": cgroups}
+                "cpu_limit_milli": config.cpu_limit_milli, "cgroups": cgroups,
+                "stdin": config.stdin, "stdin_once": config.stdin_once, "tty": config.tty,
+                "attach_socket": str(cdir / "attach.sock")}
         (cdir / "spec.json").write_text(json.dumps(spec))
         status = ContainerStatus(id=cid, pod_uid=config.pod_uid, name=config.name, attempt=config.attempt,
                                  state=RUNNING, image=config.image, image_id=image_digest(config.image),
@@ -420,13 +426,14 @@ class ProcessRuntime(Runtime):
         finally:
             popen.stdout.close()
         c = _Container(status, cdir, shim_pid=popen.pid, shim_ticks=proc_start_ticks(popen.pid), popen=popen,
-                       env=env, cwd=cwd, cgroups=cgroups)
+                       env=env, cwd=cwd, cgroups=cgroups, stdin=config.stdin, stdin_once=config.stdin_once)
         status.pid = report.get("pid")
         status.started_at = report.get("startedAt") or time.time()
         state = {"pod_uid": config.pod_uid, "name": config.name, "attempt": config.attempt, "image": config.image,
                  "image_id": status.image_id, "created_at": status.created_at, "started_at": status.started_at,
                  "pid": status.pid, "shim_pid": c.shim_pid, "shim_ticks": c.shim_ticks, "labels": status.labels,
-                 "log_path": str(log_path), "env": env, "cwd": cwd, "cgroups": cgroups}
+                 "log_path": str(log_path), "env": env, "cwd": cwd, "cgroups": cgroups,
+                 "stdin": config.stdin, "stdin_once": config.stdin_once, "tty": config.tty}
         tmp = cdir / "state.json.tmp"
         tmp.write_text(json.dumps(state))
         os.replace(tmp, cdir / "state.json")
@@ -578,6 +585,23 @@ class ProcessRuntime(Runtime):
         c = self._context(container_id)
         return await ProcessExec.start(argv, env=c.env, cwd=c.cwd or None, tty=tty, stdin=stdin)
 
+    async def attach_stdin(self, container_id: str) -> AttachedStdin:
+        c = self._context(container_id)
+        name = c.status.name
+        if not c.stdin:
+            raise RuntimeError_("BadRequest", f"container {name} was started without stdin: set stdin: true in its "
+                                              "spec to attach to it")
+        try:
+            reader, writer = await asyncio.wait_for(_open_unix(c.dir / "attach.sock"), 10)
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            if c.stdin_once:
+                raise RuntimeError_("BadRequest", f"the stdin of container {name} is closed: it has stdinOnce set and "
+                                                  "an attach session already ended") from exc
+            raise RuntimeError_("BadRequest", f"the stdin of container {name} cannot be reached: {exc}") from exc
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise RuntimeError_("InternalError", f"attaching to the stdin of container {name}: {exc!r}") from exc
+        return ProcessStdin(reader, writer)
+
     async def container_stats(self, container_id: str) -> ContainerStats | None:
         stats = await self.all_stats()
         return stats.get(container_id)
@@ -622,6 +646,49 @@ def kill_all(root: Path) -> int:
             with contextlib.suppress(OSError):
                 os.kill(state["shim_pid"], signal.SIGKILL)
     return killed
+
+
+async def _open_unix(path: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect to a unix socket whose path may be longer than ``sun_path`` (107 bytes): then through
+    ``/proc/self/fd/<fd of its directory>/<name>``, which the kernel resolves like the directory."""
+    if len(os.fsencode(str(path))) < 100:
+        return await asyncio.open_unix_connection(str(path))
+    dirfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return await asyncio.open_unix_connection(f"/proc/self/fd/{dirfd}/{path.name}")
+    finally:
+        os.close(dirfd)
+
+
+class ProcessStdin(AttachedStdin):
+    """One attach session on a shim's ``attach.sock``: frames ``<type><length:4><payload>`` (0 data,
+    1 the client's stdin ended, 4 terminal size); closing the connection ends the session."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    async def _send(self, kind: int, payload: bytes) -> None:
+        if self.writer.is_closing():
+            return
+        with contextlib.suppress(ConnectionError, BrokenPipeError):
+            self.writer.write(bytes([kind]) + len(payload).to_bytes(4, "big") + payload)
+            await self.writer.drain()
+
+    async def write(self, data: bytes) -> None:
+        for i in range(0, len(data), 1 << 20):
+            await self._send(0, data[i:i + (1 << 20)])
+
+    async def close_stdin(self) -> None:
+        await self._send(1, b"")
+
+    async def resize(self, width: int, height: int) -> None:
+        await self._send(4, max(0, min(width, 65535)).to_bytes(2, "big") + max(0, min(height, 65535)).to_bytes(2, "big"))
+
+    async def detach(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(ConnectionError, BrokenPipeError):
+            await self.writer.wait_closed()
 
 
 class ProcessExec(ExecSession):

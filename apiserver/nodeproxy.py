@@ -13,7 +13,8 @@ address and ``status.daemonEndpoints.kubeletEndpoint.Port``, and talks HTTPS to 
   unchanged. The caller must also be allowed to ``create pods/exec`` (the WebSocket request is a
   GET, authorized as ``get`` before it reaches here). SPDY upgrades are refused with 400.
 * ``pods/<name>/attach?container&stdin&stdout&stderr&tty``: the same, to the kubelet's ``/attach``
-  (the running container's output; stdin only where the runtime can attach it).
+  (the running container's output, and its stdin when the container has ``stdin: true``). Text frames
+  (the Python client sends str stdin that way) are relayed as text, as the kubelet reads them.
 * ``pods/<name>/portforward``: the kubelet's WebSocket ``/portForward`` (channel protocol), either
   relayed as is (``?ports=``, the Python client) or behind a SPDY/3.1 endpoint for kubectl, whose
   SPDY travels inside the WebSocket (see ``_port_forward``).

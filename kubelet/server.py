@@ -9,7 +9,9 @@
     GET  /exec/{ns}/{pod}/{container}               WebSocket, ``v5.channel.k8s.io`` (v4 and channel.k8s.io too)
          ?command=..&command=..&stdin&stdout&stderr&tty (kubectl's names; ``input/output/error`` accepted)
     GET  /attach/{ns}/{pod}/{container}             WebSocket, the exec channel protocol: the running
-         container's output from now on (stdin: refused unless the runtime can attach it)
+         container's output from now on; ``stdin``: channel 0 into its stdin (the container needs
+         ``stdin: true``; ``stdinOnce``: closed when the first session ends or the client's input ends),
+         channel 4 resizes its pty (``tty: true``); process and docker runtimes (fake: refused)
     GET  /portForward/{ns}/{pod}?ports=P&ports=Q    WebSocket, ``v4.channel.k8s.io`` (``portforward.k8s.io``,
          ``channel.k8s.io`` too): per port i a data channel 2i and an error channel 2i+1, each starting
          with the port as 2 bytes little-endian; bytes relayed to and from <pod IP>:P
@@ -64,6 +66,16 @@ STREAM_STDIN, STREAM_STDOUT, STREAM_STDERR, STREAM_ERROR, STREAM_RESIZE, STREAM_
 
 def _truthy(value: str | None) -> bool:
     return (value or "").lower() in ("1", "true", "yes")
+
+
+def _frame(msg: Any) -> bytes | None:
+    """A channel-protocol message as bytes. Binary as kubectl sends them; the Python client sends str
+    data as *text* frames (``chr(channel) + data``), which upstream's kubelet reads the same way."""
+    if msg.type == WSMsgType.BINARY:
+        return bytes(msg.data)
+    if msg.type == WSMsgType.TEXT:
+        return str(msg.data).encode()
+    return None
 
 
 def _status(code: int, reason: str, message: str) -> web.Response:
@@ -386,11 +398,12 @@ class KubeletServer:
 
         async def pump_in() -> None:
             async for msg in ws:
-                if msg.type != WSMsgType.BINARY or not msg.data:
-                    if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.ERROR):
-                        return
+                if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.ERROR):
+                    return
+                frame = _frame(msg)
+                if not frame:
                     continue
-                channel, data = msg.data[0], msg.data[1:]
+                channel, data = frame[0], frame[1:]
                 if channel == STREAM_STDIN:
                     if data:
                         await session.write_stdin(data)
@@ -490,9 +503,10 @@ class KubeletServer:
             async for msg in ws:
                 if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.ERROR):
                     return
-                if msg.type != WSMsgType.BINARY or not msg.data or attached is None:
+                frame = _frame(msg)
+                if not frame or attached is None:
                     continue
-                channel, data = msg.data[0], msg.data[1:]
+                channel, data = frame[0], frame[1:]
                 if channel == STREAM_STDIN and data:
                     await attached.write(data)
                 elif channel == STREAM_RESIZE:

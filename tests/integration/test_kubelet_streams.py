@@ -2,21 +2,26 @@
 
 kubectl 1.32 port-forwards with SPDY/3.1 tunnelled in a WebSocket; the official Python client with the
 WebSocket channel protocol. Both reach <pod IP>:port through the kubelet. ``kubectl attach`` streams
-the running container's output.
+the running container's output, and with ``-i`` (or the Python client's ``stream()`` with stdin) writes
+to the stdin of a container started with ``stdin: true`` (``stdinOnce``, ``tty`` and a kubelet restart
+in between included).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import subprocess
+import time
 import urllib.request
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
-from kubernetes.stream import portforward
+from kubernetes.stream import portforward, stream
 
 from tests.harness.apicluster import KUBECTL, APICluster
 from tests.integration.test_kubelet import NODE, Env, KubeletProcess, running_ready, shell
@@ -125,13 +130,106 @@ def test_kubectl_attach_streams_the_output(api: APICluster, env: Env) -> None:
     assert "done" in out.stdout and "bye" in out.stderr
 
 
-def test_kubectl_attach_stdin_is_refused_clearly(api: APICluster, env: Env) -> None:
+def test_kubectl_attach_stdin_needs_stdin_in_the_spec(api: APICluster, env: Env) -> None:
     env.pod("nostdin", [shell("c", "sleep 3600")])
-    # stdin: true is refused until a runtime keeps a container's stdin open (the process shim gives /dev/null)
-    env.pod("withstdin", [shell("c", "sleep 3600", stdin=True)])
     env.wait_pod("nostdin", running_ready, 30)
-    env.wait_pod("withstdin", running_ready, 30)
     out = api.kubectl("attach", "-i", "-n", env.ns, "nostdin", input="x\n", check=False, timeout=60)
     assert out.returncode != 0 and "has no stdin" in out.stderr
-    out = api.kubectl("attach", "-i", "-n", env.ns, "withstdin", input="x\n", check=False, timeout=60)
-    assert out.returncode != 0 and "not supported by this runtime" in out.stderr
+
+
+def test_kubectl_attach_i_writes_to_the_container(api: APICluster, env: Env) -> None:
+    env.pod("reader", [shell("c", "read line; echo got:$line", stdin=True)], restartPolicy="Never")
+    env.wait_pod("reader", running_ready, 30)
+    out = api.kubectl("attach", "-i", "-n", env.ns, "reader", input="hello\n", check=False, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "got:hello" in out.stdout
+    env.wait_pod("reader", lambda p: (p.get("status") or {}).get("phase") == "Succeeded", 30)
+
+
+def test_kubectl_attach_i_stdin_once_ends_the_input(api: APICluster, env: Env) -> None:
+    # kubectl's end of input (v5 close of channel 0) closes a stdinOnce container's stdin: cat ends
+    env.pod("once", [shell("c", "cat; echo stdin-closed", stdin=True, stdinOnce=True)], restartPolicy="Never")
+    env.wait_pod("once", running_ready, 30)
+    out = api.kubectl("attach", "-i", "-n", env.ns, "once", input="one\ntwo\n", check=False, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-3:] == ["one", "two", "stdin-closed"]
+    env.wait_pod("once", lambda p: (p.get("status") or {}).get("phase") == "Succeeded", 30)
+
+
+def _attach(api: APICluster, ns: str, name: str, *, tty: bool = False) -> Any:
+    core = k8s.CoreV1Api(k8s_config.new_client_from_config(config_file=str(api.kubeconfig)))
+    return stream(core.connect_get_namespaced_pod_attach, name, ns, stdin=True, stdout=True, stderr=True, tty=tty,
+                  _preload_content=False)
+
+
+def _read_until(resp: Any, text: str, rounds: int = 200) -> str:
+    """stdout of an attach until ``text`` shows up (each round waits at most 0.2 s for data)."""
+    seen = ""
+    for _ in range(rounds):
+        resp.update(timeout=0.2)
+        seen += resp.read_stdout() if resp.peek_stdout() else ""
+        if text in seen or not resp.is_open():
+            break
+    return seen
+
+
+def test_python_client_attach_stdin_once_closes_when_the_session_ends(api: APICluster, env: Env) -> None:
+    env.pod("pyonce", [shell("c", "while read line; do echo got:$line; done; echo stdin-closed", stdin=True,
+                             stdinOnce=True)], restartPolicy="Never")
+    env.wait_pod("pyonce", running_ready, 30)
+    resp = _attach(api, env.ns, "pyonce")
+    try:
+        resp.write_stdin("hi\n")
+        assert "got:hi" in _read_until(resp, "got:hi")
+    finally:
+        resp.close()  # the first session ends: the container reads EOF
+    env.wait_pod("pyonce", lambda p: (p.get("status") or {}).get("phase") == "Succeeded", 30)
+    assert "stdin-closed" in api.kubectl("logs", "-n", env.ns, "pyonce").stdout
+
+
+def test_python_client_attach_with_a_tty_and_resize(api: APICluster, env: Env) -> None:
+    env.pod("pytty", [shell("c", "test -t 0 && echo is-a-tty; read line; stty size; echo got:$line", stdin=True,
+                            tty=True)], restartPolicy="Never")
+    env.wait_pod("pytty", running_ready, 30)
+    resp = _attach(api, env.ns, "pytty", tty=True)
+    try:
+        resp.write_channel(4, json.dumps({"Width": 123, "Height": 45}))
+        resp.write_stdin("x\n")
+        seen = _read_until(resp, "got:x")
+    finally:
+        resp.close()
+    assert "45 123" in seen and "got:x" in seen
+    assert "is-a-tty" in api.kubectl("logs", "-n", env.ns, "pytty").stdout
+
+
+def test_attach_again_after_the_kubelet_was_killed(api: APICluster, env: Env, kubelet: KubeletProcess) -> None:
+    """Last in this module: the kubelet is killed with -9 and started again; the container's stdin,
+    kept by its shim, is reached by the new kubelet as by the old one."""
+    env.pod("keeper", [shell("c", "while read line; do echo got:$line; done; echo stdin-closed; sleep 3600",
+                             stdin=True)])
+    env.wait_pod("keeper", running_ready, 30)
+    resp = _attach(api, env.ns, "keeper")
+    try:
+        resp.write_stdin("before\n")
+        assert "got:before" in _read_until(resp, "got:before")
+    finally:
+        resp.close()  # no stdinOnce: the stdin stays open for the next session
+    kubelet.kill()
+    kubelet.start()
+    kubelet.wait_ready()
+    out = ""
+    for _ in range(20):  # the API server reaches the kubelet again once it serves (bounded retries)
+        try:
+            resp = _attach(api, env.ns, "keeper")
+        except Exception:  # noqa: BLE001 - not serving yet
+            time.sleep(0.5)
+            continue
+        try:
+            resp.write_stdin("after\n")
+            out = _read_until(resp, "got:after")
+        finally:
+            resp.close()
+        if "got:after" in out:
+            break
+        time.sleep(0.5)
+    assert "got:after" in out and "stdin-closed" not in out

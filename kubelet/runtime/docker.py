@@ -13,7 +13,9 @@
   ``<root>/sandboxes/<uid>/``, bind-mounted at ``/etc/resolv.conf`` into the sandbox and every
   container. HOST is re-resolved every 10 s and the files rewritten in place when it moved.
 * Containers: ``command`` → Entrypoint, ``args`` → Cmd (the image's own when unset), env, workingDir,
-  tty, binds of the pod's volume directories at their mount paths (``subPath``, ``readOnly``),
+  tty, stdin/stdinOnce (``OpenStdin``/``StdinOnce``: ``kubectl attach -i`` goes through the engine's
+  attach endpoint, which closes a ``StdinOnce`` container's stdin when the first session's input
+  ends), binds of the pod's volume directories at their mount paths (``subPath``, ``readOnly``),
   ``Memory`` and ``NanoCpus`` from the limits; images pulled per ``imagePullPolicy`` (``IfNotPresent``
   pulls only when missing). An image that is absent and cannot be pulled (no registry reachable,
   unknown name) fails with ``ErrImagePull``; it is not asked for again before its back-off (10 s,
@@ -50,7 +52,7 @@ from typing import Any
 
 from ..logs import parse_time
 from ..shim import LogWriter
-from .base import (EXITED, LABEL_CONTAINER_NAME, LABEL_NODE_NAME, LABEL_POD_NAME,
+from .base import (EXITED, LABEL_CONTAINER_NAME, AttachedStdin, LABEL_NODE_NAME, LABEL_POD_NAME,
                    LABEL_POD_NAMESPACE, LABEL_POD_UID, LABEL_RESTART_COUNT, RUNNING, ContainerConfig, ContainerStats,
                    ContainerStatus, ExecResult, ExecSession, Runtime, RuntimeError_, SandboxConfig, SandboxStatus)
 
@@ -133,6 +135,34 @@ class DockerExec(ExecSession):
         return -1
 
     async def kill(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.stream.close()
+
+
+class DockerStdin(AttachedStdin):
+    """One attach session on the engine's ``POST /containers/<id>/attach?stdin=1&stream=1`` (hijacked
+    connection; the output is not asked for: the kubelet follows the container's log for it)."""
+
+    def __init__(self, container: Any, stream: Any) -> None:
+        self.container = container
+        self.stream = stream
+
+    async def write(self, data: bytes) -> None:
+        with contextlib.suppress(ConnectionError, RuntimeError, AssertionError):
+            await self.stream.write_in(data)
+
+    async def close_stdin(self) -> None:
+        # The client's input ended: half-close, the engine closes the container's stdin if StdinOnce.
+        with contextlib.suppress(Exception):
+            conn = self.stream._resp.connection  # noqa: SLF001 - aiodocker has no half-close
+            if conn is not None and conn.transport is not None and conn.transport.can_write_eof():
+                conn.transport.write_eof()
+
+    async def resize(self, width: int, height: int) -> None:
+        with contextlib.suppress(Exception):
+            await self.container.resize(h=height, w=width)
+
+    async def detach(self) -> None:
         with contextlib.suppress(Exception):
             await self.stream.close()
 
@@ -558,7 +588,8 @@ class DockerRuntime(Runtime):
         if config.cpu_limit_milli:
             host_config["NanoCpus"] = config.cpu_limit_milli * 1_000_000
         body: dict[str, Any] = {"Image": config.image, "Labels": labels, "Env": [f"{k}={v}" for k, v in config.env.items()],
-                                "Tty": config.tty, "OpenStdin": False, "HostConfig": host_config}
+                                "Tty": config.tty, "OpenStdin": config.stdin, "StdinOnce": config.stdin_once,
+                                "AttachStdin": False, "HostConfig": host_config}
         if config.argv:
             body["Entrypoint"] = list(config.argv[:1])
             body["Cmd"] = list(config.argv[1:])
@@ -645,6 +676,24 @@ class DockerRuntime(Runtime):
         except DockerError as exc:
             raise RuntimeError_("ExecError", exc.message) from exc
         return DockerExec(exe, stream)
+
+    async def attach_stdin(self, container_id: str) -> AttachedStdin:
+        from aiodocker.exceptions import DockerError
+
+        status = self._containers.get(container_id)
+        if status is None or not status.running:
+            raise RuntimeError_("NotRunning", f"container {container_id[:12]} is not running")
+        container = self.docker.containers.container(container_id)
+        try:
+            info = await container.show()
+            if not info["Config"].get("OpenStdin"):
+                raise RuntimeError_("BadRequest", f"container {status.name} was started without stdin: set stdin: "
+                                                  "true in its spec to attach to it")
+            stream = container.attach(stdin=True, stdout=False, stderr=False)
+            await asyncio.wait_for(stream._init(), 30)  # noqa: SLF001 - open the hijacked connection now
+        except (DockerError, OSError, asyncio.TimeoutError) as exc:
+            raise RuntimeError_("InternalError", f"attaching to container {status.name}: {exc!r}") from exc
+        return DockerStdin(container, stream)
 
     async def container_stats(self, container_id: str) -> ContainerStats | None:
         try:

@@ -330,10 +330,13 @@ def main(argv: list[str]) -> int:
         if status is not None and timeout <= 0:
             break
         watched = list(fds) + (attach.fds() if attach is not None and status is None else [])
+        writable = attach.wfds() if attach is not None and status is None else []
         try:
-            ready, _, _ = select.select(watched, [], [], timeout)
+            ready, can_write, _ = select.select(watched, writable, [], timeout)
         except InterruptedError:
-            ready = []
+            ready, can_write = [], []
+        if can_write and attach is not None:
+            attach.flush()
         for fd in ready:
             if fd not in fds:
                 if attach is not None:
@@ -349,8 +352,7 @@ def main(argv: list[str]) -> int:
                 log.feed(fds[fd], data)
             else:
                 if attach is not None and fd == attach.stdin_fd:
-                    attach.closed = True  # the pty is gone: its fd number must not be written to again
-                    attach.shutdown()
+                    attach.pty_gone()
                 os.close(fd)
                 del fds[fd]
         if status is None:
@@ -385,7 +387,14 @@ def main(argv: list[str]) -> int:
 
 
 class Attach:
-    """The container's stdin, served on ``attach.sock`` to attach sessions (see the module docstring)."""
+    """The container's stdin, served on ``attach.sock`` to attach sessions (see the module docstring).
+
+    What sessions send is queued and written as the container's stdin takes it (select for
+    writability: a container that does not read never stalls the log copying); past ``PENDING_MAX``
+    queued bytes the sessions are not read, so their senders wait instead of the shim growing.
+    """
+
+    PENDING_MAX = 1 << 20
 
     def __init__(self, spec: dict, stdin_fd: int) -> None:
         import socket
@@ -395,7 +404,10 @@ class Attach:
         self.once = bool(spec.get("stdin_once"))
         self.path = spec["attach_socket"]
         self.sessions: dict[int, tuple[object, bytearray]] = {}
-        self.closed = False
+        self.pending = bytearray()
+        self.accepting = True  # input is still taken (False once stdinOnce closed it)
+        self.fd_open = True  # stdin_fd may be written (False once closed, or the pty is gone)
+        self.close_when_flushed = False
         # bind by a relative name: a unix socket path is limited to 107 bytes, a state dir can be longer
         # (the kubelet connects through /proc/self/fd/<dir fd>/attach.sock for the same reason)
         here = os.getcwd()
@@ -415,10 +427,13 @@ class Attach:
         os.set_blocking(stdin_fd, False)
 
     def fds(self) -> list[int]:
-        out = [fd for fd in self.sessions]
+        out = [fd for fd in self.sessions] if len(self.pending) < self.PENDING_MAX else []
         if self.listener is not None:
             out.append(self.listener.fileno())
         return out
+
+    def wfds(self) -> list[int]:
+        return [self.stdin_fd] if self.pending and self.fd_open else []
 
     def ready(self, fd: int) -> None:
         if self.listener is not None and fd == self.listener.fileno():
@@ -428,6 +443,8 @@ class Attach:
                 return
             conn.setblocking(False)
             self.sessions[conn.fileno()] = (conn, bytearray())
+            return
+        if fd not in self.sessions:
             return
         conn, buf = self.sessions[fd]
         try:
@@ -450,7 +467,7 @@ class Attach:
                 self._write(payload)
             elif kind == 1 and self.once:
                 self._close_stdin()
-            elif kind == 4 and self.tty and len(payload) == 4:
+            elif kind == 4 and self.tty and len(payload) == 4 and self.fd_open:
                 import fcntl
                 import struct
                 import termios
@@ -462,34 +479,37 @@ class Attach:
                     pass
 
     def _write(self, data: bytes) -> None:
-        if self.closed:
-            return
-        view = memoryview(data)
-        deadline = time.monotonic() + 30.0  # a container that never reads its stdin does not stall the shim forever
-        while view and time.monotonic() < deadline:
+        if self.accepting and self.fd_open:
+            self.pending += data
+            self.flush()
+
+    def flush(self) -> None:
+        while self.pending and self.fd_open:
             try:
-                n = os.write(self.stdin_fd, view)
-                view = view[n:]
+                n = os.write(self.stdin_fd, self.pending)
             except InterruptedError:
                 continue
             except BlockingIOError:
-                select.select([], [self.stdin_fd], [], 0.5)
-            except OSError:  # the container closed its stdin (EPIPE) or is gone
                 return
-
-    def _close_stdin(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        if self.tty:
-            self.closed = False
-            self._write(b"\x04")  # ^D: end of input on a terminal (the master also carries the output)
-            self.closed = True
-        else:
+            except OSError:  # the container closed its stdin (EPIPE) or is gone: drop what is queued
+                self.pending.clear()
+                break
+            del self.pending[:n]
+        if not self.pending and self.close_when_flushed and self.fd_open and not self.tty:
+            self.fd_open = False
             try:
                 os.close(self.stdin_fd)
             except OSError:
                 pass
+
+    def _close_stdin(self) -> None:
+        if not self.accepting:
+            return
+        if self.tty:
+            self._write(b"\x04")  # ^D: end of input on a terminal (the master also carries the output)
+        self.accepting = False
+        self.close_when_flushed = True
+        self.flush()
         self._stop_listening()
 
     def _stop_listening(self) -> None:
@@ -506,6 +526,12 @@ class Attach:
         conn.close()  # type: ignore[attr-defined]
         if self.once:
             self._close_stdin()
+
+    def pty_gone(self) -> None:
+        """The pty reported EOF: its fd is closed by the caller, and must not be written to again."""
+        self.fd_open = False
+        self.pending.clear()
+        self.shutdown()
 
     def shutdown(self) -> None:
         for fd in list(self.sessions):

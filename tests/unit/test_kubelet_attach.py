@@ -184,3 +184,36 @@ async def test_fake_runtime_refuses_attach_clearly(tmp_path: Path) -> None:
             await rt.attach_stdin("anything")
     finally:
         await rt.close()
+
+
+async def test_large_input_arrives_whole_before_stdin_once_closes(root: Path) -> None:
+    rt = ProcessRuntime(root, node_name="attach", ipam=IPAM("127.78.0.0/16"), cgroups=False)
+    await rt.start()
+    try:
+        cid = await start(rt, "u7", "wc -c", stdin=True, stdin_once=True)
+        output = rt.attach_output(cid)
+        stdin = await rt.attach_stdin(cid)
+        await stdin.write(b"y" * (3 << 20))  # more than the shim queues: the sender is held back meanwhile
+        await stdin.detach()
+        assert (await collect(output, b"\n")).strip() == str(3 << 20).encode()
+        assert (await wait_exit(rt, cid)).exit_code == 0
+    finally:
+        await rt.close()
+
+
+async def test_a_container_not_reading_its_stdin_keeps_its_output_flowing(root: Path) -> None:
+    rt = ProcessRuntime(root, node_name="attach", ipam=IPAM("127.78.0.0/16"), cgroups=False)
+    await rt.start()
+    try:
+        cid = await start(rt, "u8", "i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.05; done", stdin=True)
+        stdin = await rt.attach_stdin(cid)
+        await stdin.write(b"z" * (512 << 10))  # far more than a pipe holds; nobody reads it
+        output = rt.attach_output(cid)
+        seen = await collect(output, b"\n")
+        first = int(seen.split()[1])
+        later = await collect(output, f"tick {first + 5}\n".encode())
+        assert f"tick {first + 5}".encode() in later
+        await stdin.detach()
+        await rt.stop_container(cid, 1)
+    finally:
+        await rt.close()

@@ -156,6 +156,19 @@ def test_kubectl_attach_i_stdin_once_ends_the_input(api: APICluster, env: Env) -
     env.wait_pod("once", lambda p: (p.get("status") or {}).get("phase") == "Succeeded", 30)
 
 
+def test_kubectl_run_i_rm(api: APICluster, env: Env) -> None:
+    # kubectl run -i makes the pod with stdin and stdinOnce, attaches once it runs, deletes it after (--rm);
+    # these tests run no scheduler: the pod names its node itself
+    out = api.kubectl("run", "-n", env.ns, "runner", "-i", "--rm", "--restart=Never", "--image=busybox:1.36",
+                      f"--overrides={json.dumps({'spec': {'nodeName': NODE}})}", "--command", "--", "sh", "-c", "read line; echo got:$line", input="hi\n", check=False,
+                      timeout=90)
+    assert out.returncode == 0, out.stderr
+    assert "got:hi" in out.stdout
+    code, _, _ = api.request("GET", f"/api/v1/namespaces/{env.ns}/pods/runner")
+    assert code == 404 or api.request("GET", f"/api/v1/namespaces/{env.ns}/pods/runner")[1]["metadata"].get(
+        "deletionTimestamp")
+
+
 def _attach(api: APICluster, ns: str, name: str, *, tty: bool = False) -> Any:
     core = k8s.CoreV1Api(k8s_config.new_client_from_config(config_file=str(api.kubeconfig)))
     return stream(core.connect_get_namespaced_pod_attach, name, ns, stdin=True, stdout=True, stderr=True, tty=tty,

@@ -164,9 +164,8 @@ def test_kubectl_run_i_rm(api: APICluster, env: Env) -> None:
                       timeout=90)
     assert out.returncode == 0, out.stderr
     assert "got:hi" in out.stdout
-    code, _, _ = api.request("GET", f"/api/v1/namespaces/{env.ns}/pods/runner")
-    assert code == 404 or api.request("GET", f"/api/v1/namespaces/{env.ns}/pods/runner")[1]["metadata"].get(
-        "deletionTimestamp")
+    code, pod, _ = api.request("GET", f"/api/v1/namespaces/{env.ns}/pods/runner")
+    assert code == 404 or pod["metadata"].get("deletionTimestamp")  # gone, or going
 
 
 def _attach(api: APICluster, ns: str, name: str, *, tty: bool = False) -> Any:

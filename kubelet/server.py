@@ -486,7 +486,8 @@ class KubeletServer:
         # Where the output is followed from is fixed now, before the first byte reaches stdin: what the
         # container answers to it cannot fall before that point.
         try:
-            output = agent.runtime.attach_output(container.id)
+            raw = attached.output() if attached is not None else None
+            output = raw if raw is not None else agent.runtime.attach_output(container.id)
         except (RuntimeError_, NotSupported) as exc:
             if attached is not None:
                 await attached.detach()

@@ -22,8 +22,10 @@ Attach (``stdin: true``): the shim listens on ``attach.sock`` in the container's
 (beside ``spec.json``; a unix socket, so a kubelet restarted after ``kill -9`` connects again like
 the first one did). Each connection is one attach session; what it sends is framed
 ``<type:1><length:4 big-endian><payload>``: type 0 bytes for the container's stdin, 1 the client's
-stdin ended, 4 a terminal size (``<cols:2><rows:2>`` big-endian, applied to the pty). The shim answers
-nothing. ``stdinOnce: true``: the container's stdin is closed (it reads EOF; on a pty, ^D) when the
+stdin ended, 2 (tty only) "send me the output": from then on the shim writes what the pty prints
+to that connection as it comes, unframed (a prompt shows before its newline, which the line-based
+log cannot do), and closes it when the container has exited; 4 a terminal size (``<cols:2><rows:2>``
+big-endian, applied to the pty). Otherwise the shim answers nothing. ``stdinOnce: true``: the container's stdin is closed (it reads EOF; on a pty, ^D) when the
 first session's client ends its stdin or the session ends; then the socket is removed and later
 sessions cannot connect. Without it the stdin stays open across sessions and a client's EOF only
 ends what that client sends.
@@ -44,6 +46,10 @@ import select
 import signal
 import sys
 import time
+
+TYPE_CHECKING = False  # typing is not imported: it would add to every container's start
+if TYPE_CHECKING:
+    import socket
 
 PR_SET_PDEATHSIG = 1
 PARTIAL_MAX = 16 * 1024  # a line longer than this is split into P(artial) records, as containerd does
@@ -335,8 +341,8 @@ def main(argv: list[str]) -> int:
             ready, can_write, _ = select.select(watched, writable, [], timeout)
         except InterruptedError:
             ready, can_write = [], []
-        if can_write and attach is not None:
-            attach.flush()
+        for fd in can_write:
+            attach.writable(fd)  # type: ignore[union-attr]
         for fd in ready:
             if fd not in fds:
                 if attach is not None:
@@ -350,6 +356,8 @@ def main(argv: list[str]) -> int:
                 data = b""
             if data:
                 log.feed(fds[fd], data)
+                if attach is not None and fd == attach.stdin_fd:
+                    attach.output(data)
             else:
                 if attach is not None and fd == attach.stdin_fd:
                     attach.pty_gone()
@@ -386,6 +394,35 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+class Session:
+    """One connection to ``attach.sock``: its unparsed frames, and (type 2, a tty's) output not yet sent."""
+
+    OUT_MAX = 1 << 20
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self.buf = bytearray()
+        self.out: bytearray | None = None
+
+    def send(self, wait: float = 0.0) -> None:
+        deadline = time.monotonic() + wait
+        while self.out:
+            try:
+                n = self.conn.send(self.out)
+            except InterruptedError:
+                continue
+            except BlockingIOError:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                select.select([], [self.conn], [], left)
+                continue
+            except OSError:
+                self.out.clear()
+                return
+            del self.out[:n]
+
+
 class Attach:
     """The container's stdin, served on ``attach.sock`` to attach sessions (see the module docstring).
 
@@ -403,7 +440,7 @@ class Attach:
         self.tty = bool(spec.get("tty"))
         self.once = bool(spec.get("stdin_once"))
         self.path = spec["attach_socket"]
-        self.sessions: dict[int, tuple[object, bytearray]] = {}
+        self.sessions: dict[int, Session] = {}
         self.pending = bytearray()
         self.accepting = True  # input is still taken (False once stdinOnce closed it)
         self.fd_open = True  # stdin_fd may be written (False once closed, or the pty is gone)
@@ -433,7 +470,21 @@ class Attach:
         return out
 
     def wfds(self) -> list[int]:
-        return [self.stdin_fd] if self.pending and self.fd_open else []
+        out = [fd for fd, s in self.sessions.items() if s.out]
+        return out + [self.stdin_fd] if self.pending and self.fd_open else out
+
+    def writable(self, fd: int) -> None:
+        if fd == self.stdin_fd:
+            self.flush()
+        elif fd in self.sessions:
+            self.sessions[fd].send()
+
+    def output(self, data: bytes) -> None:
+        """What the pty printed, to the sessions that asked for it (type 2): prompts arrive before their newline."""
+        for session in self.sessions.values():
+            if session.out is not None:
+                session.out += data[:max(0, Session.OUT_MAX - len(session.out))]  # a stalled reader loses output
+                session.send()
 
     def ready(self, fd: int) -> None:
         if self.listener is not None and fd == self.listener.fileno():
@@ -442,13 +493,14 @@ class Attach:
             except OSError:
                 return
             conn.setblocking(False)
-            self.sessions[conn.fileno()] = (conn, bytearray())
+            self.sessions[conn.fileno()] = Session(conn)
             return
         if fd not in self.sessions:
             return
-        conn, buf = self.sessions[fd]
+        session = self.sessions[fd]
+        conn, buf = session.conn, session.buf
         try:
-            data = conn.recv(65536)  # type: ignore[attr-defined]
+            data = conn.recv(65536)
         except BlockingIOError:
             return
         except OSError:
@@ -467,6 +519,8 @@ class Attach:
                 self._write(payload)
             elif kind == 1 and self.once:
                 self._close_stdin()
+            elif kind == 2 and self.tty:
+                session.out = bytearray()
             elif kind == 4 and self.tty and len(payload) == 4 and self.fd_open:
                 import fcntl
                 import struct
@@ -522,8 +576,7 @@ class Attach:
                 pass
 
     def _end(self, fd: int) -> None:
-        conn, _ = self.sessions.pop(fd)
-        conn.close()  # type: ignore[attr-defined]
+        self.sessions.pop(fd).conn.close()
         if self.once:
             self._close_stdin()
 
@@ -535,8 +588,9 @@ class Attach:
 
     def shutdown(self) -> None:
         for fd in list(self.sessions):
-            conn, _ = self.sessions.pop(fd)
-            conn.close()  # type: ignore[attr-defined]
+            session = self.sessions.pop(fd)
+            session.send(wait=1.0)  # the container's last words, then EOF: the attach is over
+            session.conn.close()
         self._stop_listening()
 
 

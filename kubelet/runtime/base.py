@@ -206,6 +206,11 @@ class AttachedStdin(abc.ABC):
     async def resize(self, width: int, height: int) -> None:
         """Channel 4 for a container with ``tty: true``; ignored otherwise."""
 
+    def output(self) -> AsyncIterator[tuple[int, bytes]] | None:
+        """The container's output for this session as it is written (``tty: true``: a prompt shows
+        before its newline), or None: the kubelet follows the log instead (``Runtime.attach_output``)."""
+        return None
+
     @abc.abstractmethod
     async def detach(self) -> None: ...
 

@@ -252,6 +252,7 @@ class _Container:
     cgroups: list[dict[str, Any]] = field(default_factory=list)
     stdin: bool = False  # the shim serves attach.sock
     stdin_once: bool = False
+    tty: bool = False
     exited: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -325,7 +326,8 @@ class ProcessRuntime(Runtime):
             log_path=Path(state["log_path"]) if state.get("log_path") else None)
         c = _Container(status, cdir, shim_pid=state.get("shim_pid"), shim_ticks=state.get("shim_ticks"),
                        env=state.get("env") or {}, cwd=state.get("cwd", ""), cgroups=state.get("cgroups") or [],
-                       stdin=bool(state.get("stdin")), stdin_once=bool(state.get("stdin_once")))
+                       stdin=bool(state.get("stdin")), stdin_once=bool(state.get("stdin_once")),
+                       tty=bool(state.get("tty")))
         self._containers[cdir.name] = c
         if (cdir / "exit.json").exists() or not alive(c.shim_pid, c.shim_ticks):
             self._finish(c, notify=False)
@@ -426,7 +428,8 @@ class ProcessRuntime(Runtime):
         finally:
             popen.stdout.close()
         c = _Container(status, cdir, shim_pid=popen.pid, shim_ticks=proc_start_ticks(popen.pid), popen=popen,
-                       env=env, cwd=cwd, cgroups=cgroups, stdin=config.stdin, stdin_once=config.stdin_once)
+                       env=env, cwd=cwd, cgroups=cgroups, stdin=config.stdin, stdin_once=config.stdin_once,
+                       tty=config.tty)
         status.pid = report.get("pid")
         status.started_at = report.get("startedAt") or time.time()
         state = {"pod_uid": config.pod_uid, "name": config.name, "attempt": config.attempt, "image": config.image,
@@ -600,7 +603,10 @@ class ProcessRuntime(Runtime):
             raise RuntimeError_("BadRequest", f"the stdin of container {name} cannot be reached: {exc}") from exc
         except (OSError, asyncio.TimeoutError) as exc:
             raise RuntimeError_("InternalError", f"attaching to the stdin of container {name}: {exc!r}") from exc
-        return ProcessStdin(reader, writer)
+        attached = ProcessStdin(reader, writer, raw=c.tty)
+        if c.tty:
+            await attached._send(2, b"")  # the pty's output on this connection, before any input is sent
+        return attached
 
     async def container_stats(self, container_id: str) -> ContainerStats | None:
         stats = await self.all_stats()
@@ -662,11 +668,22 @@ async def _open_unix(path: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWr
 
 class ProcessStdin(AttachedStdin):
     """One attach session on a shim's ``attach.sock``: frames ``<type><length:4><payload>`` (0 data,
-    1 the client's stdin ended, 4 terminal size); closing the connection ends the session."""
+    1 the client's stdin ended, 2 send the pty's output here, 4 terminal size); closing the connection
+    ends the session."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, raw: bool = False) -> None:
         self.reader = reader
         self.writer = writer
+        self.raw = raw
+
+    def output(self) -> AsyncIterator[tuple[int, bytes]] | None:
+        return self._read() if self.raw else None
+
+    async def _read(self) -> AsyncIterator[tuple[int, bytes]]:
+        """What the pty prints, until the shim closes the connection (the container exited)."""
+        with contextlib.suppress(ConnectionError):
+            while chunk := await self.reader.read(65536):
+                yield 1, chunk
 
     async def _send(self, kind: int, payload: bytes) -> None:
         if self.writer.is_closing():

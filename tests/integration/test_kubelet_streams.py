@@ -200,17 +200,19 @@ def test_python_client_attach_stdin_once_closes_when_the_session_ends(api: APICl
 
 
 def test_python_client_attach_with_a_tty_and_resize(api: APICluster, env: Env) -> None:
-    env.pod("pytty", [shell("c", "test -t 0 && echo is-a-tty; read line; stty size; echo got:$line", stdin=True,
-                            tty=True)], restartPolicy="Never")
+    env.pod("pytty", [shell("c", "test -t 0 && echo is-a-tty; read line; stty size; printf 'prompt> '; read line; "
+                                 "echo got:$line", stdin=True, tty=True)], restartPolicy="Never")
     env.wait_pod("pytty", running_ready, 30)
     resp = _attach(api, env.ns, "pytty", tty=True)
     try:
         resp.write_channel(4, json.dumps({"Width": 123, "Height": 45}))
+        resp.write_stdin("size\n")
+        seen = _read_until(resp, "prompt> ")  # a prompt shows before any newline follows it
+        assert "45 123" in seen and seen.endswith("prompt> ")
         resp.write_stdin("x\n")
-        seen = _read_until(resp, "got:x")
+        assert "got:x" in _read_until(resp, "got:x")
     finally:
         resp.close()
-    assert "45 123" in seen and "got:x" in seen
     assert "is-a-tty" in api.kubectl("logs", "-n", env.ns, "pytty").stdout
 
 

@@ -147,14 +147,17 @@ async def test_tty_gets_a_terminal_and_its_size(root: Path) -> None:
     rt = ProcessRuntime(root, node_name="attach", ipam=IPAM("127.78.0.0/16"), cgroups=False)
     await rt.start()
     try:
-        cid = await start(rt, "u5", "test -t 0 && echo is-a-tty; read line; stty size; echo got:$line",
-                          stdin=True, tty=True)
-        output = rt.attach_output(cid)
+        cid = await start(rt, "u5", "test -t 0 && echo is-a-tty; read line; stty size; printf 'prompt> '; "
+                                     "read line; echo got:$line", stdin=True, tty=True)
         stdin = await rt.attach_stdin(cid)
+        output = stdin.output()  # a tty's output comes straight from the pty, not line by line from the log
+        assert output is not None
         await stdin.resize(123, 45)
+        await stdin.write(b"size\n")
+        seen = await collect(output, b"prompt> ")  # before any newline follows it
+        assert b"45 123" in seen and seen.endswith(b"prompt> ")
         await stdin.write(b"x\n")
-        seen = await collect(output, b"got:x")
-        assert b"45 123" in seen
+        assert b"got:x" in await collect(output, b"got:x")
         assert (root / "logs").exists()
         log_text = b"".join(p.read_bytes() for p in (root / "logs").rglob("*.log"))
         assert b"is-a-tty" in log_text

@@ -141,11 +141,21 @@ class DockerExec(ExecSession):
 
 class DockerStdin(AttachedStdin):
     """One attach session on the engine's ``POST /containers/<id>/attach?stdin=1&stream=1`` (hijacked
-    connection; the output is not asked for: the kubelet follows the container's log for it)."""
+    connection). The output is asked for only with a tty (raw, a prompt before its newline); otherwise
+    the kubelet follows the container's log for it."""
 
-    def __init__(self, container: Any, stream: Any) -> None:
+    def __init__(self, container: Any, stream: Any, *, raw: bool = False) -> None:
         self.container = container
         self.stream = stream
+        self.raw = raw
+
+    def output(self) -> AsyncIterator[tuple[int, bytes]] | None:
+        return self._read() if self.raw else None
+
+    async def _read(self) -> AsyncIterator[tuple[int, bytes]]:
+        with contextlib.suppress(ConnectionError):
+            while (msg := await self.stream.read_out()) is not None:
+                yield 1, msg.data
 
     async def write(self, data: bytes) -> None:
         with contextlib.suppress(ConnectionError, RuntimeError, AssertionError):
@@ -689,11 +699,12 @@ class DockerRuntime(Runtime):
             if not info["Config"].get("OpenStdin"):
                 raise RuntimeError_("BadRequest", f"container {status.name} was started without stdin: set stdin: "
                                                   "true in its spec to attach to it")
-            stream = container.attach(stdin=True, stdout=False, stderr=False)
+            tty = bool(info["Config"].get("Tty"))
+            stream = container.attach(stdin=True, stdout=tty, stderr=tty)
             await asyncio.wait_for(stream._init(), 30)  # noqa: SLF001 - open the hijacked connection now
         except (DockerError, OSError, asyncio.TimeoutError) as exc:
             raise RuntimeError_("InternalError", f"attaching to container {status.name}: {exc!r}") from exc
-        return DockerStdin(container, stream)
+        return DockerStdin(container, stream, raw=tty)
 
     async def container_stats(self, container_id: str) -> ContainerStats | None:
         try:

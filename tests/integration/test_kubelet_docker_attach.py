@@ -54,13 +54,17 @@ async def test_docker_attach_stdin(docker_rt: Any, tmp_path: Path) -> None:
 async def test_docker_attach_tty_resize_and_no_stdin(docker_rt: Any, tmp_path: Path) -> None:
     rt = docker_rt
     sb = await rt.run_pod_sandbox(SandboxConfig("a2", "p", "ns", "n", tmp_path / "pod"))
-    c = await rt.start_container(sb, cfg("a2", "read line; stty size; echo got:$line", stdin=True, tty=True))
-    output = rt.attach_output(c.id)
+    c = await rt.start_container(sb, cfg("a2", "read line; stty size; printf 'prompt> '; read line; echo got:$line",
+                                         stdin=True, tty=True))
     stdin = await rt.attach_stdin(c.id)
+    output = stdin.output()  # with a tty: the raw output of the engine's attach, not the line-based log
+    assert output is not None
     await stdin.resize(123, 45)
-    await stdin.write(b"x\n")
-    seen = await collect(output, b"got:x")
+    await stdin.write(b"size\n")
+    seen = await collect(output, b"prompt> ")
     assert b"45 123" in seen
+    await stdin.write(b"x\n")
+    assert b"got:x" in await collect(output, b"got:x")
     await stdin.detach()
     plain = await rt.start_container(sb, ContainerConfig(pod_uid="a2", pod_name="p", pod_namespace="ns", name="d",
                                                          attempt=0, image=IMAGE, argv=("sleep", "300"), env={}))

@@ -24,8 +24,12 @@ Semantics are those of a write proposed locally:
   secret (an HMAC of it in a header) and only for the operations a proposer submits.
 
 With TLS on the client port the follower presents ``--cert-file`` as its client certificate; if the
-leader refuses the handshake (a certificate made for serving only), forwarding is switched off for
-a while and writes go through pysyncobj as before.
+leader refuses it (a certificate made for serving only), forwarding is switched off for a while and
+writes go through pysyncobj as before. Under TLS 1.3 that refusal arrives only after the client
+considers the handshake done, as a reset of the connection that carried the request, which cannot be
+told from a leader dying mid-request. So a batch is sent only over a verified path: before the first
+batch to a URL, and after any batch to it ended without an answer, a ``GET /version`` on the same
+pool must succeed; when it does not, nothing was sent and the batch is "not applied".
 """
 
 from __future__ import annotations
@@ -84,6 +88,7 @@ class Forwarder:
         self._ssl = ssl_context
         self._session: aiohttp.ClientSession | None = None
         self._disabled_until = 0.0
+        self._verified: set[str] = set()
 
     def target(self) -> str | None:
         """The leader's client URL, or None to propose through pysyncobj (leader here or unknown).
@@ -114,8 +119,33 @@ class Forwarder:
                     url, DISABLE_AFTER_REFUSAL, why)
         self._disabled_until = time.monotonic() + DISABLE_AFTER_REFUSAL
 
+    async def _verify(self, url: str, timeout: float) -> None:
+        """Prove the leader takes our connections (and certificate) before a batch rides on them."""
+        try:
+            async with self._client().get(url + "/version", timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+                await resp.read()
+                status = resp.status
+        except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
+            self._disable(url, f"TLS: {exc}")
+            raise ForwardNotApplied(str(exc)) from None
+        except aiohttp.ClientConnectorError as exc:
+            raise ForwardNotApplied(str(exc)) from None
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            if self._ssl is not None:
+                # Connected, then cut off before any answer: under TLS, the leader refusing our
+                # certificate (TLS 1.3 reports that after the handshake).
+                self._disable(url, f"connection closed before any answer ({exc}); client certificate refused?")
+            raise ForwardNotApplied(str(exc)) from None
+        except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise ForwardNotApplied(f"{type(exc).__name__}: {exc}") from None
+        if status != 200:
+            raise ForwardNotApplied(f"HTTP {status} from {url}/version")
+        self._verified.add(url)
+
     async def forward(self, url: str, client: bytes, seq: int, requests: list[dict[str, Any]],
                       timeout: float) -> list[Any]:
+        if url not in self._verified:
+            await self._verify(url, timeout)
         body = codec.pack({"c": client, "s": seq, "r": requests, "t": timeout})
         try:
             async with self._client().post(
@@ -129,6 +159,7 @@ class Forwarder:
         except aiohttp.ClientConnectorError as exc:
             raise ForwardNotApplied(str(exc)) from None  # never connected: nothing was sent
         except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
+            self._verified.discard(url)  # the next batch to it goes only after a fresh check
             raise ForwardUnknown(f"{type(exc).__name__}: {exc}") from None
         if status == 403:
             self._disable(url, "the leader refused the forwarding token (different peer secret?)")

@@ -109,3 +109,111 @@ def test_forward_endpoint_is_for_members_and_applies_a_batch_once(kv3: KVCluster
     assert code == 200 and again["r"][0]["revision"] == first["r"][0]["revision"]
     code, got = post_json(url + "/v3/kv/range", {"key": b64(b"fwd/once")}, 5)
     assert got["kvs"][0]["version"] == "1"
+
+
+def _tls_cluster(tmp_path, peer_cert: bool):  # type: ignore[no-untyped-def]
+    """3 members with TLS and client certificates on the client port (as under ``pilot up``)."""
+    import ssl
+    import subprocess
+    import sys
+
+    from pilot.certs import ensure_certificates, issue_certificate
+    from tests.harness.kvcluster import REPO, free_ports
+
+    pki = tmp_path / "pki"
+    ensure_certificates(pki, hosts=["127.0.0.1"])
+    issue_certificate(pki, "kvstore", hosts=["127.0.0.1"], peer=peer_cert)
+    issue_certificate(pki, "client", hosts=[], client=True)
+    ports = free_ports(6)
+    secret = tmp_path / "secret"
+    secret.write_text("s" * 40)
+    initial = ",".join(f"m{i}=127.0.0.1:{ports[2 * i + 1]}" for i in range(3))
+    procs, urls, logs = [], [], []
+    for i in range(3):
+        logs.append(tmp_path / f"m{i}.log")
+        with open(logs[-1], "wb") as log:
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "kvstore", "--name", f"m{i}", "--data-dir", str(tmp_path / f"d{i}"),
+                 "--listen-client", f"https://127.0.0.1:{ports[2 * i]}", "--listen-peer", f"127.0.0.1:{ports[2 * i + 1]}",
+                 "--initial-cluster", initial, "--peer-secret-file", str(secret),
+                 "--cert-file", str(pki / "kvstore.crt"), "--key-file", str(pki / "kvstore.key"),
+                 "--trusted-ca-file", str(pki / "ca.crt"), "--client-cert-auth"],
+                stdout=log, stderr=subprocess.STDOUT, cwd=REPO))
+        urls.append(f"https://127.0.0.1:{ports[2 * i]}")
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    ctx.load_cert_chain(str(pki / "client.crt"), str(pki / "client.key"))
+    return procs, urls, ctx, logs
+
+
+def _tls_post(url: str, path: str, body: dict[str, Any], ctx: Any) -> tuple[int, Any]:
+    import json
+
+    req = urllib.request.Request(url + path, data=json.dumps(body).encode(), method="POST")
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except OSError as exc:
+        return 0, str(exc)
+
+
+def _writes_through_followers(urls: list[str], ctx: Any) -> tuple[int, float]:
+    """Wait for a leader, write 30 keys through the followers; the leader's forwarded-batch count."""
+    import json
+
+    deadline = time.monotonic() + 40
+    leader = None
+    while time.monotonic() < deadline and leader is None:
+        ids = {}
+        leaders = set()
+        for i, url in enumerate(urls):
+            code, st = _tls_post(url, "/v3/maintenance/status", {}, ctx)
+            if code == 200:
+                ids[st["header"]["member_id"]] = i
+                leaders.add(st.get("leader"))
+        if len(leaders) == 1 and None not in leaders and next(iter(leaders)) in ids:
+            leader = ids[next(iter(leaders))]
+        else:
+            time.sleep(0.2)
+    assert leader is not None, "no leader"
+    ok = 0
+    for n in range(30):
+        url = urls[(leader + 1 + n % 2) % 3]
+        for _ in range(50):  # the first writes may race the election's settling
+            code, body = _tls_post(url, "/v3/kv/put", {"key": b64(b"tls/%d" % n), "value": b64(b"v")}, ctx)
+            if code == 200:
+                ok += 1
+                break
+            time.sleep(0.1)
+    text = urllib.request.urlopen(urllib.request.Request(urls[leader] + "/metrics"), context=ctx, timeout=5).read().decode()
+    forwarded = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                    if line.startswith("pilothouse_kvstore_forwarded_batches_total"))
+    del json
+    return ok, forwarded
+
+
+def test_forwarding_over_mutual_tls_with_member_certificates(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    procs, urls, ctx, logs = _tls_cluster(tmp_path, peer_cert=True)
+    try:
+        ok, forwarded = _writes_through_followers(urls, ctx)
+        assert ok == 30
+        assert forwarded > 0, "\n".join(p.read_text()[-2000:] for p in logs)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait(timeout=10)
+
+
+def test_a_serving_only_certificate_falls_back_to_raft_forwarding(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # The leader refuses the follower's certificate (no client use): writes still succeed, through
+    # pysyncobj, and the follower says why once.
+    procs, urls, ctx, logs = _tls_cluster(tmp_path, peer_cert=False)
+    try:
+        ok, forwarded = _writes_through_followers(urls, ctx)
+        assert ok == 30 and forwarded == 0
+        assert any("forwarding writes to the leader" in p.read_text() for p in logs)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait(timeout=10)

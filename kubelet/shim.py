@@ -356,7 +356,7 @@ def main(argv: list[str]) -> int:
                 data = b""
             if data:
                 log.feed(fds[fd], data)
-                if attach is not None and fd == attach.stdin_fd:
+                if attach is not None and attach.tty and fd == attach.stdin_fd:
                     attach.output(data)
             else:
                 if attach is not None and fd == attach.stdin_fd:

@@ -9,7 +9,8 @@ tests run Jobs and exercise autoscaling on fake nodes:
 * ``kubelet.pilothouse.io/fake-cpu-usage: "250m"`` and ``.../fake-memory-usage: "64Mi"`` — the usage
   each container reports in ``/stats/summary`` (and so in ``kubectl top``); 0 otherwise.
 
-Probes and hooks succeed at once (``exec_sync`` exits 0). State is kept in memory and, when a
+Probes and hooks succeed at once (``exec_sync`` exits 0); ``kubectl exec`` and ``attach -i`` are
+refused (``NotSupported``): there is no process to talk to. State is kept in memory and, when a
 directory is given, in one small JSON file per container, so a restarted kubelet re-adopts its fake
 containers like any other runtime's.
 """
@@ -27,8 +28,8 @@ from typing import Any
 
 from apimachinery.quantity import Quantity
 
-from .base import (EXITED, RUNNING, ContainerConfig, ContainerStats, ContainerStatus, ExecResult, Runtime,
-                   RuntimeError_, SandboxConfig, SandboxStatus, image_digest)
+from .base import (EXITED, RUNNING, AttachedStdin, ContainerConfig, ContainerStats, ContainerStatus, ExecResult,
+                   NotSupported, Runtime, RuntimeError_, SandboxConfig, SandboxStatus, image_digest)
 
 ANNOTATION_EXIT_AFTER = "kubelet.pilothouse.io/fake-exit-after"
 ANNOTATION_EXIT_CODE = "kubelet.pilothouse.io/fake-exit-code"
@@ -199,6 +200,9 @@ class FakeRuntime(Runtime):
         if c is None or c.state != RUNNING:
             raise RuntimeError_("NotRunning", "container is not running")
         return ExecResult(0)
+
+    async def attach_stdin(self, container_id: str) -> AttachedStdin:
+        raise NotSupported("attaching to a container's stdin (the fake runtime runs no process to read it)")
 
     async def container_stats(self, container_id: str) -> ContainerStats | None:
         c = self._containers.get(container_id)

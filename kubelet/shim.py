@@ -25,10 +25,10 @@ the first one did). Each connection is one attach session; what it sends is fram
 stdin ended, 2 (tty only) "send me the output": from then on the shim writes what the pty prints
 to that connection as it comes, unframed (a prompt shows before its newline, which the line-based
 log cannot do), and closes it when the container has exited; 4 a terminal size (``<cols:2><rows:2>``
-big-endian, applied to the pty). Otherwise the shim answers nothing. ``stdinOnce: true``: the container's stdin is closed (it reads EOF; on a pty, ^D) when the
-first session's client ends its stdin or the session ends; then the socket is removed and later
-sessions cannot connect. Without it the stdin stays open across sessions and a client's EOF only
-ends what that client sends.
+big-endian, applied to the pty). Otherwise the shim answers nothing. ``stdinOnce: true``: the
+container's stdin is closed (it reads EOF; on a pty, ^D) when the first session's client ends its
+stdin or the session ends; then the socket is removed and later sessions cannot connect. Without it
+the stdin stays open across sessions and a client's EOF only ends what that client sends.
 
 It outlives the kubelet (own session, not in the kubelet's process group), which is what lets a
 kubelet killed with ``-9`` find its containers still running, and their exit codes, when it comes

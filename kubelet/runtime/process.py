@@ -48,8 +48,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .base import (EXITED, RUNNING, AttachedStdin, ContainerConfig, ContainerStats, ContainerStatus, ExecResult, ExecSession,
-                   Runtime, RuntimeError_, SandboxConfig, SandboxStatus, image_digest)
+from .base import (EXITED, RUNNING, AttachedStdin, ContainerConfig, ContainerStats, ContainerStatus, ExecResult,
+                   ExecSession, Runtime, RuntimeError_, SandboxConfig, SandboxStatus, image_digest)
 
 log = logging.getLogger(__name__)
 
@@ -605,7 +605,7 @@ class ProcessRuntime(Runtime):
             raise RuntimeError_("InternalError", f"attaching to the stdin of container {name}: {exc!r}") from exc
         attached = ProcessStdin(reader, writer, raw=c.tty)
         if c.tty:
-            await attached._send(2, b"")  # the pty's output on this connection, before any input is sent
+            await attached.subscribe_output()
         return attached
 
     async def container_stats(self, container_id: str) -> ContainerStats | None:
@@ -679,16 +679,21 @@ class ProcessStdin(AttachedStdin):
     def output(self) -> AsyncIterator[tuple[int, bytes]] | None:
         return self._read() if self.raw else None
 
+    async def subscribe_output(self) -> None:
+        """Frame 2: the shim sends the pty's output on this connection from now on (sent before any
+        input, so every answer to it arrives)."""
+        await self._send(2, b"")
+
     async def _read(self) -> AsyncIterator[tuple[int, bytes]]:
         """What the pty prints, until the shim closes the connection (the container exited)."""
-        with contextlib.suppress(ConnectionError):
+        with contextlib.suppress(OSError):
             while chunk := await self.reader.read(65536):
                 yield 1, chunk
 
     async def _send(self, kind: int, payload: bytes) -> None:
         if self.writer.is_closing():
             return
-        with contextlib.suppress(ConnectionError, BrokenPipeError):
+        with contextlib.suppress(OSError):
             self.writer.write(bytes([kind]) + len(payload).to_bytes(4, "big") + payload)
             await self.writer.drain()
 
@@ -700,11 +705,12 @@ class ProcessStdin(AttachedStdin):
         await self._send(1, b"")
 
     async def resize(self, width: int, height: int) -> None:
-        await self._send(4, max(0, min(width, 65535)).to_bytes(2, "big") + max(0, min(height, 65535)).to_bytes(2, "big"))
+        cols, rows = (max(0, min(n, 65535)) for n in (width, height))
+        await self._send(4, cols.to_bytes(2, "big") + rows.to_bytes(2, "big"))
 
     async def detach(self) -> None:
         self.writer.close()
-        with contextlib.suppress(ConnectionError, BrokenPipeError):
+        with contextlib.suppress(OSError):
             await self.writer.wait_closed()
 
 

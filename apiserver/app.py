@@ -202,19 +202,26 @@ class APIServer:
         async def ensure(rt: ResourceType, obj: dict[str, Any]) -> None:
             for attempt in range(50):
                 try:
-                    candidate = dict(obj, metadata=dict(obj["metadata"]))
-                    self.strategy(rt).prepare_create(candidate)
-                    await self.storage.create(rt, candidate)
-                    break
+                    try:
+                        candidate = dict(obj, metadata=dict(obj["metadata"]))
+                        self.strategy(rt).prepare_create(candidate)
+                        await self.storage.create(rt, candidate)
+                    except StatusError as err:
+                        if err.code != 409:
+                            raise
+                        if rt.group == RBAC_GROUP:
+                            await self._reconcile_default(rt, obj)
+                    return
                 except StatusError as err:
-                    if err.code != 409:
+                    if err.code < 500:  # a refusal, not the store being away: retrying cannot help
                         raise
-                    if rt.group == RBAC_GROUP:
-                        await self._reconcile_default(rt, obj)
-                    break
+                    retry: BaseException = err
                 except Exception as exc:  # noqa: BLE001 - the store may still be electing a leader
-                    log.warning("bootstrap of %s %s failed (%r); retrying", rt.plural, obj["metadata"]["name"], exc)
-                    await asyncio.sleep(0.2 * (attempt + 1))
+                    retry = exc
+                # The store is electing or catching up (a whole cluster restarted): wait, do not exit.
+                log.warning("bootstrap of %s %s failed (%r); retrying", rt.plural, obj["metadata"]["name"], retry)
+                await asyncio.sleep(0.2 * (attempt + 1))
+            raise RuntimeError(f"bootstrap of {rt.plural} {obj['metadata']['name']} did not succeed")
 
         # All at once, not one after the other: each is a write through Raft (an fsynced commit, 20-30 ms
         # while a whole cluster starts), and the API server is not ready until they are done; sent

@@ -10,11 +10,13 @@ that lag.
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator
+from typing import Any
 
 from apimachinery import errors
 from apimachinery.errors import StatusError
-from apimachinery.quantity import Quantity, QuantityError
+# The pure resource helpers live with the quota evaluators (shared with the quota controller).
+from apimachinery.quota import (CONTAINER_KINDS, container_resources, containers, is_pod, pod_resources,  # noqa: F401
+                                quantity, resource_list)
 from apimachinery.registry import Registry, ResourceType
 
 from ..handlers import Operation
@@ -35,10 +37,6 @@ TEMPLATE_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
     ("batch", "jobs"): ("spec", "template"),
     ("batch", "cronjobs"): ("spec", "jobTemplate", "spec", "template"),
 }
-
-
-def is_pod(rt: ResourceType) -> bool:
-    return rt.group == "" and rt.plural == "pods"
 
 
 def pod_template(rt: ResourceType, obj: Obj | None) -> tuple[Obj, Obj] | None:
@@ -63,84 +61,9 @@ def template_field_path(rt: ResourceType) -> str:
     return ".".join((*TEMPLATE_PATHS.get((rt.group, rt.plural), ()), "spec"))
 
 
-CONTAINER_KINDS = ("initContainers", "containers", "ephemeralContainers")
-
-
-def containers(spec: Obj, kinds: tuple[str, ...] = CONTAINER_KINDS) -> Iterator[Obj]:
-    """Every container of a pod spec as a dict (init containers first, as upstream visits them)."""
-    for kind in kinds:
-        items = spec.get(kind)
-        if isinstance(items, list):
-            for c in items:
-                if isinstance(c, dict):
-                    yield c
-
-
 def security_context(holder: Obj) -> Obj:
     sc = holder.get("securityContext")
     return sc if isinstance(sc, dict) else {}
-
-
-def quantity(value: Any) -> Quantity | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        return Quantity.from_json(value)
-    except (QuantityError, TypeError, ValueError):
-        return None
-
-
-def resource_list(values: Any) -> dict[str, Quantity]:
-    """A ResourceList as Quantities; entries that are not quantities are skipped (validation reports them)."""
-    out: dict[str, Quantity] = {}
-    if isinstance(values, dict):
-        for key, raw in values.items():
-            q = quantity(raw)
-            if q is not None:
-                out[str(key)] = q
-    return out
-
-
-def container_resources(container: Obj, field: str) -> dict[str, Quantity]:
-    resources = container.get("resources")
-    return resource_list(resources.get(field) if isinstance(resources, dict) else None)
-
-
-def _add(into: dict[str, Quantity], values: dict[str, Quantity]) -> None:
-    for key, q in values.items():
-        into[key] = into[key] + q if key in into else q
-
-
-def _max(into: dict[str, Quantity], values: dict[str, Quantity]) -> None:
-    for key, q in values.items():
-        if key not in into or into[key] < q:
-            into[key] = q
-
-
-def pod_resources(spec: Obj, field: str, *, overhead: bool = False) -> dict[str, Quantity]:
-    """Effective pod ``requests`` or ``limits``: the sum of the containers, or the largest init
-    container if bigger (restartable "sidecar" init containers add up like containers), as
-    upstream's ``resource.PodRequests`` computes them; ``overhead`` adds ``spec.overhead``."""
-    total: dict[str, Quantity] = {}
-    for c in containers(spec, ("containers",)):
-        _add(total, container_resources(c, field))
-    sidecars: dict[str, Quantity] = {}
-    init_max: dict[str, Quantity] = {}
-    for c in containers(spec, ("initContainers",)):
-        values = container_resources(c, field)
-        if c.get("restartPolicy") == "Always":
-            _add(total, values)
-            _add(sidecars, values)
-            values = dict(sidecars)
-        else:
-            tmp = dict(values)
-            _add(tmp, sidecars)
-            values = tmp
-        _max(init_max, values)
-    _max(total, init_max)
-    if overhead:
-        _add(total, resource_list(spec.get("overhead")))
-    return total
 
 
 def object_name(op: Operation) -> str:

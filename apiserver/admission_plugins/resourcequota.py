@@ -1,14 +1,7 @@
 """ResourceQuota: per-namespace limits on object counts and compute/storage, enforced at admission.
 
-What counts (upstream's evaluators): ``pods`` (not Succeeded/Failed), ``count/<resource>[.<group>]``
-for any namespaced resource (``count/pods`` includes finished pods), ``requests.cpu``,
-``requests.memory``, ``limits.cpu``, ``limits.memory`` (``cpu``/``memory`` are requests),
-``requests.ephemeral-storage`` and other ``requests.<resource>``, ``services``,
-``services.nodeports``, ``services.loadbalancers``, ``configmaps``, ``secrets``,
-``replicationcontrollers``, ``resourcequotas``, ``persistentvolumeclaims``, ``requests.storage`` and
-the per-StorageClass ``<class>.storageclass.storage.k8s.io/requests.storage|persistentvolumeclaims``.
-Quotas with ``scopes``/``scopeSelector`` (Terminating, NotTerminating, BestEffort, NotBestEffort,
-PriorityClass) only count the pods they select.
+What counts, and which quotas cover an object (scopes), is ``apimachinery.quota``: the same
+evaluators the quota controller recounts with.
 
 How usage stays exact across API server replicas. ``status.used`` of each quota is the ledger:
 
@@ -32,9 +25,9 @@ How usage stays exact across API server replicas. ``status.used`` of each quota 
   shows real numbers at once.
 
 Drift: a crash between a commit and its ledger update, or a reservation whose outcome was unknown,
-leaves ``status.used`` off (too high, in the second case). Upstream's quota controller recalculates
-usage periodically; Pilothouse's (not written yet) will do the same from the same evaluators
-(``usage`` below).
+leaves ``status.used`` off (too high, in the second case). The ResourceQuota controller
+(``controllers/resourcequota.py``) recomputes usage from the objects in the namespace with the same
+evaluators, on changes of those objects and every ``--resource-quota-sync-period``, and corrects it.
 """
 
 from __future__ import annotations
@@ -44,162 +37,21 @@ import logging
 from typing import Any, Awaitable, Callable
 
 from apimachinery import errors
-from apimachinery.defaults import compute_pod_qos
 from apimachinery.errors import StatusError
-from apimachinery.quantity import Quantity
+from apimachinery.quota import (ONE, SCOPES, ZERO, Usage, add_usage, applies, container_resources, containers,
+                                counts_toward, is_pod, quantity, resource_list, types_counting, usage)
 from apimachinery.registry import ResourceType
 from apimachinery.validation import FieldError, Path
 
 from ..handlers import Operation
-from .common import Lookups, container_resources, containers, forbidden, is_pod, pod_resources, quantity, resource_list
+from .common import Lookups, forbidden
 
 log = logging.getLogger(__name__)
 
-ONE = Quantity(1)
-ZERO = Quantity(0)
-# Legacy object-count names (core group): resource -> quota key.
-LEGACY_COUNTS = {"configmaps": "configmaps", "secrets": "secrets", "replicationcontrollers": "replicationcontrollers",
-                 "resourcequotas": "resourcequotas", "services": "services",
-                 "persistentvolumeclaims": "persistentvolumeclaims"}
-COMPUTE_NAMES = ("cpu", "memory", "ephemeral-storage")
 CONSTRAINED = {"cpu", "memory", "requests.cpu", "requests.memory", "limits.cpu", "limits.memory"}
-SCOPES = ("Terminating", "NotTerminating", "BestEffort", "NotBestEffort", "PriorityClass",
-          "CrossNamespacePodAffinity")
-STORAGE_CLASS_SUFFIX = ".storageclass.storage.k8s.io/"
-Usage = dict[str, Quantity]
 
 
-# ---------------------------------------------------------------------- evaluators
-
-def terminal(pod: dict[str, Any]) -> bool:
-    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
-
-
-def pod_usage(pod: dict[str, Any]) -> Usage:
-    out: Usage = {"count/pods": ONE}
-    if terminal(pod):
-        return out  # finished pods keep their object count, not their compute
-    out["pods"] = ONE
-    spec = pod.get("spec") if isinstance(pod.get("spec"), dict) else {}
-    for name, q in pod_resources(spec, "requests", overhead=True).items():
-        out[f"requests.{name}"] = q
-        if name in COMPUTE_NAMES or name.startswith("hugepages-"):
-            out[name] = q
-    for name, q in pod_resources(spec, "limits", overhead=True).items():
-        if name in COMPUTE_NAMES:
-            out[f"limits.{name}"] = q
-    return out
-
-
-def service_usage(svc: dict[str, Any]) -> Usage:
-    out: Usage = {"count/services": ONE, "services": ONE}
-    spec = svc.get("spec") if isinstance(svc.get("spec"), dict) else {}
-    ports = spec.get("ports") if isinstance(spec.get("ports"), list) else []
-    stype = spec.get("type")
-    if stype == "NodePort":
-        out["services.nodeports"] = Quantity(len(ports))
-    elif stype == "LoadBalancer":
-        if spec.get("allocateLoadBalancerNodePorts") is False:
-            out["services.nodeports"] = Quantity(sum(1 for p in ports if isinstance(p, dict) and p.get("nodePort")))
-        else:
-            out["services.nodeports"] = Quantity(len(ports))
-        out["services.loadbalancers"] = ONE
-    return out
-
-
-def claim_usage(pvc: dict[str, Any]) -> Usage:
-    out: Usage = {"count/persistentvolumeclaims": ONE, "persistentvolumeclaims": ONE}
-    spec = pvc.get("spec") if isinstance(pvc.get("spec"), dict) else {}
-    storage = resource_list((spec.get("resources") or {}).get("requests")).get("storage")
-    cls = spec.get("storageClassName") or ((pvc.get("metadata") or {}).get("annotations") or {}).get(
-        "volume.beta.kubernetes.io/storage-class")
-    if storage is not None:
-        out["requests.storage"] = storage
-    if isinstance(cls, str) and cls:
-        out[f"{cls}{STORAGE_CLASS_SUFFIX}persistentvolumeclaims"] = ONE
-        if storage is not None:
-            out[f"{cls}{STORAGE_CLASS_SUFFIX}requests.storage"] = storage
-    return out
-
-
-def usage(rt: ResourceType, obj: dict[str, Any] | None) -> Usage:
-    """What one stored object uses of every quota resource (empty for cluster-scoped kinds)."""
-    if obj is None or not rt.namespaced:
-        return {}
-    if rt.group == "":
-        if rt.plural == "pods":
-            return pod_usage(obj)
-        if rt.plural == "services":
-            return service_usage(obj)
-        if rt.plural == "persistentvolumeclaims":
-            return claim_usage(obj)
-    out: Usage = {f"count/{rt.group_resource}": ONE}
-    if rt.group == "" and rt.plural in LEGACY_COUNTS:
-        out[LEGACY_COUNTS[rt.plural]] = ONE
-    return out
-
-
-def counts_toward(rt: ResourceType, key: str) -> bool:
-    """Whether objects of ``rt`` can use quota resource ``key`` (which resources a recount lists)."""
-    if key.startswith("count/"):
-        return key == f"count/{rt.group_resource}"
-    if rt.group != "":
-        return False
-    if rt.plural == "pods":
-        return key in ("pods", *COMPUTE_NAMES) or (key.startswith(("requests.", "limits.", "hugepages-"))
-                                                   and key != "requests.storage")
-    if rt.plural == "persistentvolumeclaims":
-        return key in ("persistentvolumeclaims", "requests.storage") or STORAGE_CLASS_SUFFIX in key
-    if rt.plural == "services":
-        return key in ("services", "services.nodeports", "services.loadbalancers")
-    return LEGACY_COUNTS.get(rt.plural) == key
-
-
-def _scope_matches(scope: str, operator: str, values: list[str], pod: dict[str, Any]) -> bool:
-    spec = pod.get("spec") if isinstance(pod.get("spec"), dict) else {}
-    if scope == "PriorityClass":
-        name = spec.get("priorityClassName") or ""
-        if operator == "Exists":
-            return bool(name)
-        if operator == "DoesNotExist":
-            return not name
-        if operator == "In":
-            return name in values
-        if operator == "NotIn":
-            return name not in values
-        return False
-    if scope in ("Terminating", "NotTerminating"):
-        deadline = spec.get("activeDeadlineSeconds")
-        is_terminating = isinstance(deadline, int) and deadline >= 0
-        hit = is_terminating if scope == "Terminating" else not is_terminating
-    elif scope in ("BestEffort", "NotBestEffort"):
-        best_effort = compute_pod_qos(pod) == "BestEffort"
-        hit = best_effort if scope == "BestEffort" else not best_effort
-    else:
-        return False  # CrossNamespacePodAffinity and unknown scopes select nothing here
-    return hit if operator in ("Exists", "In") else not hit
-
-
-def applies(quota: dict[str, Any], rt: ResourceType, obj: dict[str, Any] | None) -> bool:
-    """Whether ``quota`` (its scopes) covers ``obj``; scoped quotas cover pods only."""
-    if obj is None:
-        return False
-    spec = quota.get("spec") or {}
-    scopes = spec.get("scopes") or []
-    expressions = (spec.get("scopeSelector") or {}).get("matchExpressions") or []
-    if not scopes and not expressions:
-        return True
-    if not is_pod(rt):
-        return False
-    for scope in scopes:
-        if not _scope_matches(str(scope), "Exists", [], obj):
-            return False
-    for expr in expressions:
-        if not isinstance(expr, dict) or not _scope_matches(str(expr.get("scopeName")), str(expr.get("operator")),
-                                                            [str(v) for v in expr.get("values") or []], obj):
-            return False
-    return True
-
+# ---------------------------------------------------------------------- messages and validation
 
 def pretty(values: Usage, keys: list[str]) -> str:
     """``prettyPrint`` of a masked ResourceList: sorted ``name=value`` pairs joined by commas."""
@@ -311,18 +163,10 @@ class ResourceQuotaAdmission:
                             creating: bool) -> Usage:
         """Usage of ``keys`` by what is stored in the namespace now (the quota controller's sum)."""
         wanted = set(keys)
-        types = [rt for rt in self.lookups.registry.all() if rt.namespaced and not rt.virtual
-                 and any(counts_toward(rt, k) for k in wanted)]
-        types = list({(rt.group, rt.plural): rt for rt in types}.values())  # one version per resource
         total: Usage = {}
-        for rt in types:
+        for rt in types_counting(self.lookups.registry.all(), wanted):
             result = await self.lookups.storage.list(rt, namespace)
-            for obj in result.items:
-                if not applies(quota, rt, obj):
-                    continue
-                for k, q in usage(rt, obj).items():
-                    if k in wanted:
-                        total[k] = total.get(k, ZERO) + q
+            add_usage(total, quota, rt, result.items, wanted)
         if creating:  # the quota being created counts itself, as the controller will see it
             for k in ("resourcequotas", "count/resourcequotas"):
                 if k in wanted and applies(quota, self.rq_type, quota):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from apimachinery.quantity import Quantity
+from apimachinery.quota import applies, pod_usage, service_usage, usage
 from apimachinery.registry import Registry
 from apiserver.admission_plugins.imagepolicy import allowed, parse_allowed, parse_image
 from apiserver.admission_plugins.podsecurity import evaluate, forbidden_detail, policy_of
-from apiserver.admission_plugins.resourcequota import applies, missing_constraints, pod_usage, service_usage, usage
+from apiserver.admission_plugins.resourcequota import missing_constraints
 from apiserver.admission_plugins.webhooks import rule_matches
 from apiserver.auth import UserInfo
 from apiserver.handlers import Operation

@@ -54,6 +54,7 @@ CONTROLLERS: dict[str, str] = {
     "horizontalpodautoscaling": "controllers.hpa:HPAController",
     "ttl-after-finished": "controllers.job:TTLAfterFinishedController",
     "podgc": "controllers.podgc:PodGCController",
+    "resourcequota": "controllers.resourcequota:ResourceQuotaController",
 }
 
 
@@ -118,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--terminated-pod-gc-threshold", type=int, default=12500,
                    help="finished pods kept before the pod garbage collector deletes the oldest")
     p.add_argument("--pod-gc-period", type=float, default=20.0, metavar="SECONDS")
+    p.add_argument("--resource-quota-sync-period", type=float, default=300.0, metavar="SECONDS",
+                   help="how often every ResourceQuota's usage is recounted in full")
     p.add_argument("--job-backoff-base-seconds", type=float, default=10.0, metavar="SECONDS",
                    help="a Job's failed pod is replaced after this x 2^(failures-1) seconds (at most 360)")
     p.add_argument("--log-level", default=os.environ.get("PILOT_LOG_LEVEL", "INFO"))
@@ -135,7 +138,8 @@ def options_from(args: argparse.Namespace) -> Options:
                    hpa_tolerance=args.horizontal_pod_autoscaler_tolerance, discovery_period=args.discovery_period,
                    burst_replicas=args.burst_replicas, job_backoff_base=args.job_backoff_base_seconds,
                    extra={"terminated_pod_gc_threshold": args.terminated_pod_gc_threshold,
-                          "podgc_period": args.pod_gc_period})
+                          "podgc_period": args.pod_gc_period,
+                          "resource_quota_sync_period": args.resource_quota_sync_period})
 
 
 class ControllerManager:

@@ -265,8 +265,10 @@ class PilothouseCluster(Cluster):
     system = "pilothouse"
     election_timeout = "0.4-0.8 s (kvstore default)"
 
-    def __init__(self, root: Path) -> None:
-        self.kv = KVCluster(root, size=3)
+    def __init__(self, root: Path, peer_tls: PeerPKI | None = None) -> None:
+        extra = () if peer_tls is None else ("--peer-cert-file", str(peer_tls.cert), "--peer-key-file",
+                                             str(peer_tls.key), "--peer-trusted-ca-file", str(peer_tls.ca))
+        self.kv = KVCluster(root, size=3, extra_args=extra)
         self.endpoints = self.kv.endpoints
 
     def start(self, i: int | None = None) -> None:
@@ -289,6 +291,17 @@ class PilothouseCluster(Cluster):
         return self.kv.logs()
 
 
+class PeerPKI:
+    """A CA and one member certificate (server and client use, for 127.0.0.1) for peer TLS."""
+
+    def __init__(self, root: Path) -> None:
+        from pilot.certs import ensure_certificates, issue_certificate
+
+        paths = ensure_certificates(root, hosts=["127.0.0.1"])
+        self.cert, self.key = issue_certificate(root, "member", hosts=["127.0.0.1", "localhost"], peer=True)
+        self.ca = paths.ca_cert
+
+
 @dataclass
 class EtcdMember:
     name: str
@@ -303,9 +316,10 @@ class EtcdCluster(Cluster):
     system = "etcd"
     election_timeout = "1.0 s, heartbeat 0.1 s (etcd default)"
 
-    def __init__(self, root: Path, binary: str = "/usr/bin/etcd") -> None:
+    def __init__(self, root: Path, binary: str = "/usr/bin/etcd", peer_tls: PeerPKI | None = None) -> None:
         self.root = root
         self.binary = binary
+        self.peer_tls = peer_tls
         root.mkdir(parents=True, exist_ok=True)
         ports = free_ports(2 * self.size)
         self.members = [EtcdMember(f"e{i + 1}", ports[2 * i], ports[2 * i + 1], root / f"e{i + 1}",
@@ -316,13 +330,17 @@ class EtcdCluster(Cluster):
     def command(self, i: int) -> list[str]:
         m = self.members[i]
         client = f"http://127.0.0.1:{m.client_port}"
-        peer = f"http://127.0.0.1:{m.peer_port}"
-        initial = ",".join(f"{x.name}=http://127.0.0.1:{x.peer_port}" for x in self.members)
+        scheme = "http" if self.peer_tls is None else "https"
+        peer = f"{scheme}://127.0.0.1:{m.peer_port}"
+        initial = ",".join(f"{x.name}={scheme}://127.0.0.1:{x.peer_port}" for x in self.members)
+        tls = [] if self.peer_tls is None else [
+            "--peer-cert-file", str(self.peer_tls.cert), "--peer-key-file", str(self.peer_tls.key),
+            "--peer-trusted-ca-file", str(self.peer_tls.ca), "--peer-client-cert-auth"]
         return [self.binary, "--name", m.name, "--data-dir", str(m.data_dir),
                 "--listen-client-urls", client, "--advertise-client-urls", client,
                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
                 "--initial-cluster", initial, "--initial-cluster-state", "new",
-                "--initial-cluster-token", self.token]
+                "--initial-cluster-token", self.token, *tls]
 
     def start(self, i: int | None = None) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD")}
@@ -796,8 +814,9 @@ PHASE_FUNCS = {"rss": phase_rss, "put": phase_put, "range": phase_range, "watch"
 
 
 async def run_system(system: str, root: Path, args: argparse.Namespace, bodies: Bodies) -> None:
-    cluster: Cluster = PilothouseCluster(root / system) if system == "pilothouse" \
-        else EtcdCluster(root / system, args.etcd_bin)
+    pki = PeerPKI(root / "pki") if args.peer_tls else None
+    cluster: Cluster = PilothouseCluster(root / system, pki) if system == "pilothouse" \
+        else EtcdCluster(root / system, args.etcd_bin, pki)
     ACTIVE.append(cluster)
     log(f"{system}: starting 3 members on {cluster.endpoints}")
     try:
@@ -858,6 +877,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--watch-member", choices=("follower", "leader"), default="follower",
                     help="member the watcher connects to (the writer always writes to the leader)")
     ap.add_argument("--keep-dir", action="store_true", help="keep the temporary data directories and logs")
+    ap.add_argument("--peer-tls", action="store_true",
+                    help="peer traffic over mutual TLS for both systems (as pilot up and compose run the store)")
     args = ap.parse_args(argv)
     wanted = [p.strip() for p in args.only.split(",") if p.strip()]
     bad = [p for p in wanted if p not in PHASES]

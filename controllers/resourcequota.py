@@ -26,10 +26,10 @@ the ledger holds a reservation the caches cannot show (the object is not stored 
 informer has not seen it). A recount at that moment is lower than the ledger, and writing it would
 hand the reserved unit to a second create: the quota could be exceeded. Upstream accepts this
 window; here a recount that *lowers* an entry is held back: the first time a sync sees the ledger
-above the recount, it remembers the quota's resourceVersion, keeps the higher value for that entry
-and syncs the key again after ``RELEASE_DELAY``. Only if the quota was not written in between (no
-charge or release: its resourceVersion is the same) and the recount is still lower is the lower
-value written, still conditional on that resourceVersion. A reservation is followed by its object
+above the recount, it remembers the quota's resourceVersion and the time, keeps the higher value
+for that entry and syncs the key again ``RELEASE_DELAY`` later. Only if the quota was not written
+for that long (no charge or release: its resourceVersion is the same) and the recount is still
+lower is the lower value written, still conditional on that resourceVersion. A reservation is followed by its object
 within the store's write time, so it is in the caches by then; one whose create is still in flight
 after that (a store that stalls for longer) can be counted out for a moment, and the sync its
 object's arrival triggers counts it in again. Raising an entry (the ledger under-counts: safe to
@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, ClassVar
 
 from apimachinery import meta as m
@@ -83,8 +84,9 @@ class ResourceQuotaController(BaseController):
             self.types[plural] = rt
             self.informers[plural] = ctx.informer(_as_resource(rt))
         self.quotas = self.informers["resourcequotas"]
-        # quota key -> (uid, resourceVersion) when a sync first saw the ledger above the recount
-        self._pending: dict[str, tuple[str, str]] = {}
+        # quota key -> (uid, resourceVersion, monotonic time) when a sync first saw the ledger above
+        # the recount at that resourceVersion
+        self._pending: dict[str, tuple[str, str, float]] = {}
         self.on(self.quotas, add=self._quota_changed, update=self._quota_updated, delete=self._quota_deleted)
         for plural, inf in self.informers.items():
             if plural == "resourcequotas":
@@ -182,8 +184,11 @@ class ResourceQuotaController(BaseController):
         keys = sorted(str(k) for k in spec_hard)
         computed, uncounted = await self._count(namespace, quota, keys)
 
-        rv = m.resource_version(quota)
-        ident = (m.uid(quota), rv)
+        ident = (m.uid(quota), m.resource_version(quota))
+        now = time.monotonic()
+        pending = self._pending.get(key)
+        since = pending[2] if pending is not None and pending[:2] == ident else now
+        wait = since + self.release_delay - now  # > 0: lower entries are not written yet
         used: dict[str, str] = {}
         lowered: list[str] = []
         hold = False
@@ -197,13 +202,13 @@ class ResourceQuotaController(BaseController):
             value = computed.get(k, ZERO)
             if k in ledger and value < ledger[k]:
                 lowered.append(k)
-                if self._pending.get(key) != ident:
+                if wait > 0:
                     hold = True
                     value = ledger[k]  # maybe a reservation whose object is on its way: not yet
             used[k] = value.to_string()
         if hold:
-            self._pending[key] = ident
-            self.queue.add_after(key, self.release_delay)
+            self._pending[key] = (*ident, since)
+            self.queue.add_after(key, wait)
         elif not lowered:
             self._pending.pop(key, None)
 

@@ -1,5 +1,13 @@
-"""docker compose: the same topology as containers; kill -9 a member and an API server, nothing is lost;
-a Deployment's pods run as real Docker containers and come back when one is killed.
+"""docker compose: the same topology as containers; a Deployment's pods run as real Docker containers,
+reach Services by ClusterIP and NodePort, and come back when one is killed; the chaos suite's faults
+on compose.
+
+Faults: kill -9 of the store leader and of an API server; then, under a writer and a watcher through
+the published API server, a store member frozen for 20 s (docker pause) and one cut from the network
+for 15 s; the active scheduler and controller-manager killed together (a scale-up must still happen); a
+kubelet held down (its pods are replaced on the other node); every container killed at once.
+Nothing acknowledged may be lost, the watch must stay in order, the Deployment and both nodes must
+come back.
 
 Runs where a Docker engine and compose v2 answer (`.ci/run` sets them up through
 scripts/ensure-docker.sh); skipped with the reason otherwise. The pods run the base image the
@@ -108,6 +116,35 @@ def wait_for(check, timeout: float = 120.0, what: str = "condition") -> None:  #
             return
         time.sleep(1)
     raise AssertionError(f"{what}: not reached in {timeout:.0f} s")
+
+
+def store_leader(run: Any) -> str:
+    """The compose service of the store's leader, asked of kvstore-1 (its client port is mutual TLS)."""
+    probe = ("import json, ssl, urllib.request\n"
+             "c = ssl.create_default_context(cafile='/state/pki/ca.crt')\n"
+             "c.load_cert_chain('/state/pki/apiserver-kvstore-client.crt', '/state/pki/apiserver-kvstore-client.key')\n"
+             "def status(host):\n"
+             "    req = urllib.request.Request(f'https://{host}:2379/v3/maintenance/status', data=b'{}')\n"
+             "    return json.loads(urllib.request.urlopen(req, context=c, timeout=3).read())\n"
+             "for host in ('kvstore-1', 'kvstore-2', 'kvstore-3'):\n"
+             "    s = status(host)\n"
+             "    if s.get('leader') and s['leader'] == s['header']['member_id']:\n"
+             "        print(host)\n")
+    found: list[str] = []
+
+    def ask() -> bool:
+        out = run("exec", "-T", "kvstore-1", "python3", "-c", probe, check=False).stdout.split()
+        found[:] = out
+        return len(out) == 1
+
+    wait_for(ask, timeout=60, what="the store leader")
+    return found[0]
+
+
+def lease_holder_service(state: Path, lease: str) -> str:
+    """The compose service holding a leader-election Lease (its identity is ``<replica name>_<pid>``)."""
+    holder = kubectl(state, "get", "lease", "-n", "kube-system", lease, "-o", "jsonpath={.spec.holderIdentity}").stdout
+    return holder.rsplit("_", 1)[0]
 
 
 def kill9(project: str, service: str) -> None:
@@ -309,12 +346,13 @@ def test_compose_cluster_survives_kill9_and_runs_pods_as_containers(compose) -> 
     run("up", "-d", "--wait", timeout=600)
     wait_for(lambda: kubectl(state, "get", "ns", check=False).returncode == 0, what="API answers")
     kubectl(state, "create", "configmap", "survivor", "--from-literal=k=v")
-    kill9(project, "kvstore-1")
+    leader = store_leader(run)
+    kill9(project, leader)
     kill9(project, "apiserver-2")
     wait_for(lambda: kubectl(state, "get", "configmap", "survivor", "-o", "jsonpath={.data.k}", check=False).stdout == "v",
              what="configmap readable after kill -9")
     # both killed containers come back (restart policy), and the data is still there
-    wait_for(lambda: "kvstore-1" in run("ps", "--status", "running", "--services", check=False).stdout
+    wait_for(lambda: leader in run("ps", "--status", "running", "--services", check=False).stdout
              and "apiserver-2" in run("ps", "--status", "running", "--services", check=False).stdout,
              what="killed containers restarted")
     kubectl(state, "create", "configmap", "after", "--from-literal=k=w")
@@ -444,6 +482,20 @@ def chaos(run: Any, state: Path, project: str, kubelets: Path) -> None:
         if now != address:  # the member listens on the address it had: a new one needs a restart
             docker("restart", cut)
         recovery["store member partitioned 15 s"] = writer.progress(len(writer.acked), 60, "writes after the partition")
+
+        # The active scheduler and the active controller-manager killed (-9) together: the standbys
+        # take their Leases, and a scale-up needs both (a ReplicaSet creating a pod, a scheduler binding it).
+        actives = [lease_holder_service(state, "kube-scheduler"), lease_holder_service(state, "kube-controller-manager")]
+        assert all(a.startswith(("scheduler-", "controller-manager-")) for a in actives), actives
+        down = time.monotonic()
+        for service in actives:
+            kill9(project, service)
+        kubectl(state, "scale", "deployment", "web", "--replicas=3")
+        wait_for(lambda: len(p := [x for x in pods(state) if not x["metadata"].get("deletionTimestamp")]) == 3
+                 and all(ready(x) for x in p), timeout=120, what="a scale-up after the active controllers died")
+        recovery["active scheduler + controller-manager killed"] = time.monotonic() - down
+        kubectl(state, "scale", "deployment", "web", "--replicas=2")
+        wait_for(lambda: len(pods(state)) == 2, timeout=120, what="back to 2 web pods")
 
         # A kubelet held down (docker kill: the restart policy leaves it stopped): its node becomes
         # unreachable and its web pods are replaced on the other node. Started again, it removes the

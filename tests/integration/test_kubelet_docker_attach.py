@@ -5,8 +5,6 @@ Runs where tests/integration/test_kubelet_docker.py runs (an engine and ``BASE_I
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,7 @@ import pytest
 
 from kubelet.runtime.base import ContainerConfig, RuntimeError_, SandboxConfig
 from tests.integration.test_kubelet_docker import IMAGE, docker_rt, wait_exit  # noqa: F401 - the fixture
+from tests.unit.test_kubelet_attach import collect
 
 pytest.importorskip("aiodocker", reason="aiodocker is not installed (the docker runtime needs it)")
 
@@ -21,20 +20,6 @@ pytest.importorskip("aiodocker", reason="aiodocker is not installed (the docker 
 def cfg(uid: str, script: str, **kw: Any) -> ContainerConfig:
     return ContainerConfig(pod_uid=uid, pod_name="p", pod_namespace="ns", name="c", attempt=0, image=IMAGE,
                            argv=("sh", "-c", script), env={}, **kw)
-
-
-async def collect(output: AsyncIterator[tuple[int, bytes]], until: bytes, timeout: float = 30.0) -> bytes:
-    seen = b""
-
-    async def run() -> None:
-        nonlocal seen
-        async for _channel, chunk in output:
-            seen += chunk
-            if until in seen:
-                return
-
-    await asyncio.wait_for(run(), timeout)
-    return seen
 
 
 async def test_docker_attach_stdin(docker_rt: Any, tmp_path: Path) -> None:

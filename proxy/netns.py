@@ -35,8 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kubelet.runtime.base import LABEL_NODE_NAME, LABEL_POD_UID
-from kubelet.runtime.docker import LABEL_ROOT, LABEL_TYPE
+from apimachinery.containerlabels import LABEL_NODE_NAME, LABEL_POD_UID, LABEL_ROOT, LABEL_TYPE
 
 from .model import ListenKey
 

@@ -27,15 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-# Labels the kubelet puts on every container (Docker's names; the process runtime stores them in a file).
-LABEL_POD_NAME = "io.kubernetes.pod.name"
-LABEL_POD_NAMESPACE = "io.kubernetes.pod.namespace"
-LABEL_POD_UID = "io.kubernetes.pod.uid"
-LABEL_CONTAINER_NAME = "io.kubernetes.container.name"
-LABEL_RESTART_COUNT = "io.kubernetes.container.restartCount"
-LABEL_CONTAINER_KIND = "io.pilothouse.container.kind"  # "init" | "sidecar" | "regular"
-LABEL_CONTAINER_HASH = "io.kubernetes.container.hash"
-LABEL_NODE_NAME = "io.pilothouse.node.name"
+# Labels the kubelet puts on every container (Docker's names; the process runtime stores them in a
+# file), re-exported for the runtimes.
+from apimachinery.containerlabels import (LABEL_CONTAINER_HASH, LABEL_CONTAINER_KIND,  # noqa: F401
+                                          LABEL_CONTAINER_NAME, LABEL_NODE_NAME, LABEL_POD_NAME,
+                                          LABEL_POD_NAMESPACE, LABEL_POD_UID, LABEL_RESTART_COUNT)
 
 RUNNING = "running"
 EXITED = "exited"

@@ -50,6 +50,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from apimachinery.containerlabels import LABEL_ROOT, LABEL_TYPE
+
 from ..logs import parse_time
 from ..shim import LogWriter
 from .base import (EXITED, LABEL_CONTAINER_NAME, AttachedStdin, LABEL_NODE_NAME, LABEL_POD_NAME,
@@ -58,8 +60,6 @@ from .base import (EXITED, LABEL_CONTAINER_NAME, AttachedStdin, LABEL_NODE_NAME,
 
 log = logging.getLogger(__name__)
 
-LABEL_TYPE = "io.kubernetes.docker.type"
-LABEL_ROOT = "io.pilothouse.kubelet.root-dir"  # with the node name: which kubelet owns the container
 LABEL_RESOLV = "io.pilothouse.resolv-conf"  # the sandbox's resolv.conf on the node (kept across kubelet restarts)
 DEFAULT_SANDBOX_IMAGE = "registry.k8s.io/pause:3.10"
 

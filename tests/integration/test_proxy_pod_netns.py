@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from kubelet.runtime.base import LABEL_NODE_NAME, LABEL_POD_UID
-from kubelet.runtime.docker import LABEL_ROOT, LABEL_TYPE
+from apimachinery.containerlabels import LABEL_NODE_NAME, LABEL_POD_UID, LABEL_ROOT, LABEL_TYPE
 from tests.harness.apicluster import APICluster
 from tests.integration.test_proxy_support import api, root  # noqa: F401 - fixtures
 from tests.integration.test_proxy_support import (Component, create_service, endpoint, ensure_namespace, free_port_on,

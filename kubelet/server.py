@@ -38,6 +38,8 @@ import hashlib
 import logging
 import ssl
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +78,45 @@ def _frame(msg: Any) -> bytes | None:
     if msg.type == WSMsgType.TEXT:
         return str(msg.data).encode()
     return None
+
+
+@dataclass(frozen=True)
+class _InputSink:
+    """Where a channel session's client input goes: stdin bytes, terminal sizes, the end of stdin."""
+
+    write: Callable[[bytes], Awaitable[None]]
+    resize: Callable[[int, int], Awaitable[None]]
+    close_stdin: Callable[[], Awaitable[None]]
+
+
+async def _send_output(ws: web.WebSocketResponse, output: AsyncIterator[tuple[int, bytes]]) -> None:
+    """A session's ``(channel, bytes)`` output as channel frames, until it ends or the client left."""
+    async for channel, chunk in output:
+        if ws.closed:
+            return
+        await ws.send_bytes(bytes([channel]) + chunk)
+
+
+async def _receive_input(ws: web.WebSocketResponse, sink: _InputSink | None) -> None:
+    """The client's frames of an exec or attach session, until it closes the socket: stdin (0), a
+    terminal size (4, ``{"Width","Height"}``) and v5's close of stdin (255, 0). Without a sink the
+    frames are read and dropped (output-only attach)."""
+    async for msg in ws:
+        if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.ERROR):
+            return
+        frame = _frame(msg)
+        if not frame or sink is None:
+            continue
+        channel, data = frame[0], frame[1:]
+        if channel == STREAM_STDIN:
+            if data:
+                await sink.write(data)
+        elif channel == STREAM_RESIZE:
+            with contextlib.suppress(ValueError, TypeError, AttributeError):
+                size = orjson.loads(data)
+                await sink.resize(int(size.get("Width", 80)), int(size.get("Height", 24)))
+        elif channel == STREAM_CLOSE and data[:1] == bytes([STREAM_STDIN]):
+            await sink.close_stdin()
 
 
 def _status(code: int, reason: str, message: str) -> web.Response:
@@ -390,32 +431,9 @@ class KubeletServer:
             await self._send_status(ws, {**failure, "message": exc.message, "reason": "InternalError", "code": 500})
             return
 
-        async def pump_out() -> None:
-            async for channel, chunk in session.output():
-                if ws.closed:
-                    return
-                await ws.send_bytes(bytes([channel]) + chunk)
-
-        async def pump_in() -> None:
-            async for msg in ws:
-                if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.ERROR):
-                    return
-                frame = _frame(msg)
-                if not frame:
-                    continue
-                channel, data = frame[0], frame[1:]
-                if channel == STREAM_STDIN:
-                    if data:
-                        await session.write_stdin(data)
-                elif channel == STREAM_RESIZE:
-                    with contextlib.suppress(ValueError, TypeError):
-                        size = orjson.loads(data)
-                        await session.resize(int(size.get("Width", 80)), int(size.get("Height", 24)))
-                elif channel == STREAM_CLOSE and data[:1] == bytes([STREAM_STDIN]):
-                    await session.close_stdin()
-
-        out_task = asyncio.ensure_future(pump_out())
-        in_task = asyncio.ensure_future(pump_in())
+        out_task = asyncio.ensure_future(_send_output(ws, session.output()))
+        in_task = asyncio.ensure_future(_receive_input(ws, _InputSink(session.write_stdin, session.resize,
+                                                                      session.close_stdin)))
         wait_task = asyncio.ensure_future(session.wait())
         try:
             done, _ = await asyncio.wait({wait_task, in_task}, return_when=asyncio.FIRST_COMPLETED)
@@ -494,31 +512,9 @@ class KubeletServer:
             await self._send_status(ws, {**failure, "message": exc.message, "reason": "BadRequest", "code": 400})
             return
 
-        async def pump_out() -> None:
-            async for channel, chunk in output:
-                if ws.closed:
-                    return
-                await ws.send_bytes(bytes([channel]) + chunk)
-
-        async def pump_in() -> None:
-            async for msg in ws:
-                if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.ERROR):
-                    return
-                frame = _frame(msg)
-                if not frame or attached is None:
-                    continue
-                channel, data = frame[0], frame[1:]
-                if channel == STREAM_STDIN and data:
-                    await attached.write(data)
-                elif channel == STREAM_RESIZE:
-                    with contextlib.suppress(ValueError, TypeError, AttributeError):
-                        size = orjson.loads(data)
-                        await attached.resize(int(size.get("Width", 80)), int(size.get("Height", 24)))
-                elif channel == STREAM_CLOSE and data[:1] == bytes([STREAM_STDIN]):
-                    await attached.close_stdin()
-
-        out_task = asyncio.ensure_future(pump_out())
-        in_task = asyncio.ensure_future(pump_in())
+        sink = None if attached is None else _InputSink(attached.write, attached.resize, attached.close_stdin)
+        out_task = asyncio.ensure_future(_send_output(ws, output))
+        in_task = asyncio.ensure_future(_receive_input(ws, sink))
         try:
             done, _ = await asyncio.wait({out_task, in_task}, return_when=asyncio.FIRST_COMPLETED)
             if out_task in done:

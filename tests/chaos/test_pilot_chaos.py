@@ -89,7 +89,7 @@ async def test_named_faults_heal_with_nothing_lost(cluster: Path) -> None:
     by_kind = {f["fault"]: f for f in faults}
     # The partitioned leader was replaced by a member of the majority, which kept taking writes.
     part = by_kind["partition"]
-    assert part["new_leader"] != part["components"][0] and part["acked_writes_during"] > 0, part
+    assert part.get("new_leader") not in (None, part["components"][0]) and part["acked_writes_during"] > 0, part
     # The kubelet held down: its node went NotReady, then its pods ran on the other node.
     held = by_kind["kill -9, held down"]
     assert held["pods_on_node"] > 0 and "not_ready_after_s" in held and "replaced_after_s" in held, held

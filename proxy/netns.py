@@ -14,7 +14,7 @@ node's proxy (``--pod-netns=docker``) also listens inside each of its node's pod
   node (and of this kubelet's root dir, since two compose projects both have a ``kubelet-1``),
   refreshed on Docker's container start/die events and every ``resync`` seconds. A namespace is
   named by ``/proc/<sandbox pid>/ns/net``, so the proxy needs the host's PID namespace and
-  CAP_SYS_ADMIN (``pid: host`` and ``privileged`` in docker-compose.yml).
+  CAP_SYS_ADMIN (``pid: host`` and ``cap_add: [SYS_ADMIN]`` in docker-compose.yml).
 
 Only loopback addresses are served in a pod's namespace (any other address is not local there and
 the pod's packets to it leave through its default route): the service range must be in 127/8, as
@@ -113,7 +113,6 @@ class DockerSandboxes:
         self._docker: Any = None
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self.synced = asyncio.Event()
 
     def _filters(self) -> dict[str, list[str]]:
         labels = [f"{LABEL_TYPE}=podsandbox", f"{LABEL_NODE_NAME}={self.node_name}"]
@@ -162,7 +161,6 @@ class DockerSandboxes:
                                                        "added": len(added), "removed": len(removed)})
             for fn in self.on_change:
                 fn()
-        self.synced.set()
 
     async def _refresh_loop(self) -> None:
         while True:

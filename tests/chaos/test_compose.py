@@ -401,14 +401,17 @@ def test_compose_cluster_survives_kill9_and_runs_pods_as_containers(compose) -> 
               "except urllib.error.HTTPError as exc: print(exc.code)\n"
               "print(os.environ.get('KUBERNETES_SERVICE_HOST'), os.environ.get('KUBERNETES_SERVICE_PORT'))\n")
 
-    def through_cluster_ip() -> list[str] | None:
-        out = docker("exec", first, "python3", "-c", in_pod, check=False)
-        lines = out.stdout.split("\n")
-        return lines if out.returncode == 0 else print(out.stdout, out.stderr)  # type: ignore[func-returns-value]
+    got: list[str] = []
 
-    wait_for(lambda: through_cluster_ip() is not None, timeout=60, what="the ClusterIP Service answering in a pod")
-    got = through_cluster_ip()
-    assert got is not None
+    def through_cluster_ip() -> bool:
+        out = docker("exec", first, "python3", "-c", in_pod, check=False)
+        if out.returncode != 0:
+            print(out.stdout, out.stderr)
+            return False
+        got[:] = out.stdout.split("\n")
+        return True
+
+    wait_for(through_cluster_ip, timeout=60, what="the ClusterIP Service answering in a pod")
     assert got[0] == str([vip]) and vip.startswith("127.96.") and got[1] == "200", got
     assert got[2] == "403", got  # authenticated as the pod's service account, which may not list pods
     assert got[3] in ("apiserver-1 6443", "apiserver-2 6443"), got

@@ -267,8 +267,9 @@ class Member:
         identity = MemberIdentity(
             name=cfg.name, member_id=stable_id(cfg.name, cfg.peer_addr),
             cluster_id=stable_id(*sorted(f"{n}={a}" for n, a in cfg.initial_cluster.items())),
-            client_url=cfg.client_url,
+            client_url=cfg.advertised_client_url,
             peers={addr: (name, stable_id(name, addr)) for name, addr in cfg.initial_cluster.items()},
+            peer_scheme="https" if cfg.peer_tls is not None else "http",
         )
         self.server = EtcdServer(identity=identity, store=self.store, lock=self.lock, raft=self.raft,
                                  proposer=self.proposer, hub=self.hub, leases=self.leases,

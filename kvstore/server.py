@@ -54,8 +54,9 @@ class MemberIdentity:
     name: str
     member_id: int
     cluster_id: int
-    client_url: str
+    client_url: str  # the advertised one
     peers: dict[str, tuple[str, int]]  # peer address -> (name, member id)
+    peer_scheme: str = "http"  # https when peers talk TLS
 
 
 class EtcdServer:
@@ -414,9 +415,12 @@ class EtcdServer:
     async def _member_list(self, request: web.Request, body: bytes) -> web.StreamResponse:
         members = []
         for addr, (name, member_id) in sorted(self.identity.peers.items(), key=lambda p: p[1][0]):
-            member: dict[str, Any] = {"ID": str(member_id), "name": name, "peerURLs": [f"http://{addr}"]}
-            if member_id == self.identity.member_id:
-                member["clientURLs"] = [self.identity.client_url]
+            member: dict[str, Any] = {"ID": str(member_id), "name": name, "peerURLs": [f"{self.identity.peer_scheme}://{addr}"]}
+            # Every member publishes its client URL through the log; until this one has applied a
+            # member's, it lists that member without one, as etcd lists a member not yet started.
+            client_url = self.identity.client_url if member_id == self.identity.member_id else self.store.members.get(name)
+            if client_url:
+                member["clientURLs"] = [client_url]
             members.append(member)
         hdr = self.header()
         hdr.pop("revision", None)
@@ -434,6 +438,8 @@ class EtcdServer:
             for message in messages:
                 await stream.handle(Reader(message))
             await stream.run()
+        except ConnectionResetError:
+            pass  # the client went away while its watches were being created: nobody to answer
         finally:
             await stream.close()
         return stream.response or web.Response(status=200)

@@ -407,6 +407,27 @@ def test_watch_live_event_one_message_per_revision(url: str, follower_url: str) 
     assert revs == [m["events"][0]["kv"]["mod_revision"] for m in msgs[1:]] and revs[0] < revs[1]
 
 
+def test_watch_client_gone_before_created_is_not_an_error(kv_cluster_factory) -> None:
+    """A watch client that resets its connection right after sending the create request leaves
+    nothing to answer: the member logs no request error and keeps serving."""
+    import socket
+    import struct
+
+    cluster = kv_cluster_factory(1, name="watchgone")
+    member = cluster.members[0]
+    body = json.dumps({"create_request": {"key": b64("gone")}}).encode()
+    for _ in range(20):
+        sock = socket.create_connection(("127.0.0.1", member.client_port))
+        sock.sendall(b"POST /v3/watch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST on close
+        sock.close()
+    status, _ = call(member.url, "/v3/kv/put", {"key": b64("gone"), "value": b64("still serving")})
+    assert status == 200
+    time.sleep(0.5)
+    assert "Error handling request" not in member.log_path.read_text()
+
+
 def test_progress_notify(kv_cluster_factory) -> None:
     cluster = kv_cluster_factory(1, "--watch-progress-notify-interval", "0.5", name="progress")
     msgs = watch_stream(cluster.members[0].url,
@@ -420,8 +441,16 @@ def test_maintenance_status_and_members(kv3: KVCluster) -> None:
     assert len({s["leader"] for s in statuses}) == 1
     assert len({s["header"]["member_id"] for s in statuses}) == 3
     assert all(int(s["raftIndex"]) > 0 and s["raftTerm"] for s in statuses)
-    _, members = call(kv3.members[0].url, "/v3/cluster/member/list")
+    deadline = time.monotonic() + 10
+    while True:  # each member's client URL arrives through the log once it has published it
+        _, members = call(kv3.members[0].url, "/v3/cluster/member/list")
+        listed = {m["name"]: m.get("clientURLs") for m in members["members"]}
+        if all(listed.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert "revision" not in members["header"] and len(members["members"]) == 3
+    assert listed == {m.name: [m.url] for m in kv3.members}
+    assert all(len(m["peerURLs"]) == 1 and m["peerURLs"][0].startswith("http://") for m in members["members"])
 
 
 def test_watch_from_a_future_revision_skips_earlier_events(url: str) -> None:

@@ -21,7 +21,13 @@ Semantics are those of a write proposed locally:
   deadline, then answers etcd's "context deadline exceeded" as for any write of unknown outcome.
 * The follower answers once it has applied the write itself (up to the deadline), as etcd does.
 * Trust. The endpoint takes already-parsed requests, so it is open only to holders of the peer
-  secret (an HMAC of it in a header) and only for the operations a proposer submits.
+  secret and only for the operations a proposer submits. Each request carries an HMAC of its body
+  under a key derived from the secret, and each answer an HMAC binding it to that request
+  (``ForwardSigner``), so on a plain-HTTP client port an eavesdropper learns nothing it can sign
+  with: it cannot forge a batch (say a ``publish`` that redirects forwarding to itself) nor an
+  answer (a write acknowledged that was never applied). A body records when it was sent; the leader
+  refuses one outside ``MAX_CLOCK_SKEW`` of its clock or seen before (``ReplayGuard``), so a
+  recorded batch cannot be applied again once the state machine has forgotten its (id, sequence).
 
 With TLS on the client port the follower presents ``--cert-file`` as its client certificate; if the
 leader refuses it (a certificate made for serving only), forwarding is switched off for a while and
@@ -57,10 +63,54 @@ FORWARDABLE_OPS = frozenset({"put", "delete", "txn", "compact", "lease_grant", "
                              "lease_keepalive", "publish"})
 MAX_FORWARD_BYTES = 8 * 1024 * 1024  # a proposer batch is at most 4 MiB of requests
 DISABLE_AFTER_REFUSAL = 30.0
+MAX_CLOCK_SKEW = 30.0  # seconds between a follower's clock and the leader's a batch may show
 
 
-def forward_token(secret: str) -> str:
-    return hmac.new(secret.encode(), b"pilothouse-forward-v1", hashlib.sha256).hexdigest()
+class ForwardSigner:
+    """HMAC-SHA256 signatures of forwarded batches and of the leader's answers to them."""
+
+    def __init__(self, secret: str) -> None:
+        self._key = hmac.new(secret.encode(), b"pilothouse-forward-v2", hashlib.sha256).digest()
+
+    def _mac(self, *parts: bytes) -> str:
+        mac = hmac.new(self._key, digestmod=hashlib.sha256)
+        for part in parts:
+            mac.update(len(part).to_bytes(8, "big"))
+            mac.update(part)
+        return mac.hexdigest()
+
+    def sign_request(self, body: bytes) -> str:
+        return self._mac(b"request", body)
+
+    def sign_answer(self, request_signature: str, status: int, body: bytes) -> str:
+        return self._mac(b"answer", request_signature.encode(), str(status).encode(), body)
+
+    def request_ok(self, signature: str, body: bytes) -> bool:
+        return hmac.compare_digest(signature, self.sign_request(body))
+
+    def answer_ok(self, signature: str, request_signature: str, status: int, body: bytes) -> bool:
+        return hmac.compare_digest(signature, self.sign_answer(request_signature, status, body))
+
+
+class ReplayGuard:
+    """The leader's memory of the batch signatures it took within the clock-skew window."""
+
+    def __init__(self, window: float = MAX_CLOCK_SKEW) -> None:
+        self._window = window
+        self._seen: dict[str, float] = {}  # signature -> when it may be forgotten (insertion order)
+
+    def admit(self, signature: str, sent_at: float, now: float) -> bool:
+        """True once for a batch sent within the window of ``now``; False if stale, early or seen."""
+        while self._seen:
+            oldest, until = next(iter(self._seen.items()))
+            if until > now:
+                break
+            del self._seen[oldest]
+        if abs(now - sent_at) > self._window or signature in self._seen:
+            return False
+        # Kept until no copy of it can be inside the window any more.
+        self._seen[signature] = max(now, sent_at) + 2 * self._window
+        return True
 
 
 def valid_requests(requests: Any) -> bool:
@@ -83,7 +133,7 @@ class Forwarder:
         self._peer_names = peer_names  # peer address -> member name
         self._leader = leader
         self._members = members
-        self._token = forward_token(secret)
+        self._signer = ForwardSigner(secret)
         self._wait_revision = wait_revision
         self._ssl = ssl_context
         self._session: aiohttp.ClientSession | None = None
@@ -146,13 +196,15 @@ class Forwarder:
                       timeout: float) -> list[Any]:
         if url not in self._verified:
             await self._verify(url, timeout)
-        body = codec.pack({"c": client, "s": seq, "r": requests, "t": timeout})
+        body = codec.pack({"c": client, "s": seq, "r": requests, "t": timeout, "w": time.time()})
+        signature = self._signer.sign_request(body)
         try:
             async with self._client().post(
-                    url + FORWARD_PATH, data=body, headers={TOKEN_HEADER: self._token, "Content-Type": CONTENT_TYPE},
+                    url + FORWARD_PATH, data=body, headers={TOKEN_HEADER: signature, "Content-Type": CONTENT_TYPE},
                     timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
                 data = await resp.read()
                 status = resp.status
+                answer_signature = resp.headers.get(TOKEN_HEADER, "")
         except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
             self._disable(url, f"TLS: {exc}")
             raise ForwardNotApplied(str(exc)) from None
@@ -162,13 +214,17 @@ class Forwarder:
             self._verified.discard(url)  # the next batch to it goes only after a fresh check
             raise ForwardUnknown(f"{type(exc).__name__}: {exc}") from None
         if status == 403:
-            self._disable(url, "the leader refused the forwarding token (different peer secret?)")
-            raise ForwardNotApplied("forwarding token refused")
+            self._disable(url, "the leader refused the batch's signature (different peer secret, or clocks "
+                               f"more than {MAX_CLOCK_SKEW:.0f} s apart?)")
+            raise ForwardNotApplied("forwarding signature refused")
         if status in (400, 404, 405, 413):
             # Refused before anything was proposed (no such endpoint, an operation or size it does
             # not take): the batch goes through pysyncobj instead.
             self._disable(url, f"HTTP {status}: the leader does not take this forwarded batch")
             raise ForwardNotApplied(f"HTTP {status}")
+        if not self._signer.answer_ok(answer_signature, signature, status, data):
+            # Not from a holder of the secret: nothing it says about the batch can be believed.
+            raise ForwardUnknown(f"HTTP {status} without a valid answer signature")
         try:
             reply = codec.unpack(data) if resp.content_type == CONTENT_TYPE else None
         except Exception:  # noqa: BLE001 - any undecodable answer leaves the outcome open

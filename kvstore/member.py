@@ -33,7 +33,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from .errors import EtcdError
-from .forward import Forwarder, forward_token
+from .forward import Forwarder, ForwardSigner
 from .lease import LeaseClock
 from .machine import KVStateMachine
 from .mvcc import MVCCStore
@@ -274,7 +274,7 @@ class Member:
         self.server = EtcdServer(identity=identity, store=self.store, lock=self.lock, raft=self.raft,
                                  proposer=self.proposer, hub=self.hub, leases=self.leases,
                                  registry=self.registry, progress_interval=cfg.progress_interval,
-                                 forward_token=forward_token(cfg.peer_secret))
+                                 forward_signer=ForwardSigner(cfg.peer_secret))
         self._runner = web.AppRunner(self.server.app(), access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, cfg.client_host, cfg.client_port, reuse_address=True,

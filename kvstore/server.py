@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hmac
 import json
 import logging
 import secrets
@@ -63,9 +62,10 @@ class EtcdServer:
     def __init__(self, *, identity: MemberIdentity, store: MVCCStore, lock: threading.Lock,
                  raft: Any, proposer: Proposer, hub: WatchHub, leases: LeaseClock,
                  registry: CollectorRegistry, progress_interval: float = 600.0,
-                 forward_token: str | None = None) -> None:
+                 forward_signer: forward.ForwardSigner | None = None) -> None:
         self.identity = identity
-        self.forward_token = forward_token
+        self.forward_signer = forward_signer
+        self._forward_replays = forward.ReplayGuard()
         self.store = store
         self.lock = lock
         self.raft = raft
@@ -113,7 +113,7 @@ class EtcdServer:
         app.router.add_route("*", "/health", self._health)
         app.router.add_route("*", "/version", self._version)
         app.router.add_route("*", "/metrics", self._metrics)
-        if self.forward_token:
+        if self.forward_signer is not None:
             app.router.add_route("POST", forward.FORWARD_PATH, self._forwarded)
         # The gateway paths themselves as plain routes: aiohttp finds those by a dict lookup, where
         # the pattern below costs a regex match per request. The pattern still serves the rest
@@ -186,39 +186,47 @@ class EtcdServer:
 
     async def _forwarded(self, request: web.Request) -> web.StreamResponse:
         """A follower's write batch (forward.py), proposed inside this member's next entry."""
-        token = request.headers.get(forward.TOKEN_HEADER, "")
-        if not self.forward_token or not hmac.compare_digest(token, self.forward_token):
+        signer = self.forward_signer
+        signature = request.headers.get(forward.TOKEN_HEADER, "")
+        if signer is None or not signature:
             return web.Response(status=403, text="forbidden\n", content_type="text/plain")
         body = bytearray()
         while chunk := await request.content.readany():
             body += chunk
             if len(body) > forward.MAX_FORWARD_BYTES:
                 return web.Response(status=413, text="too large\n", content_type="text/plain")
+        if not signer.request_ok(signature, bytes(body)):
+            return web.Response(status=403, text="forbidden\n", content_type="text/plain")
         try:
             msg = codec.unpack(bytes(body))
             client, seq, requests = bytes(msg["c"]), int(msg["s"]), msg["r"]
             timeout = min(float(msg.get("t", 5.0)), self.proposer.deadline)
+            sent_at = float(msg["w"])
         except Exception:  # noqa: BLE001 - whatever is malformed is refused, never applied
             return web.Response(status=400, text="malformed forwarded batch\n", content_type="text/plain")
         if not forward.valid_requests(requests):
             return web.Response(status=400, text="operation not forwardable\n", content_type="text/plain")
+        if not self._forward_replays.admit(signature, sent_at, time.time()):
+            return web.Response(status=403, text="stale or replayed batch\n", content_type="text/plain")
+
+        def answer(reply: dict[str, Any], status: int = 200) -> web.Response:
+            data = codec.pack(reply)
+            return web.Response(status=status, body=data, content_type=forward.CONTENT_TYPE,
+                                headers={forward.TOKEN_HEADER: signer.sign_answer(signature, status, data)})
+
         if not self.raft.is_leader():
             self._forwarded_batches.labels("not_leader").inc()
-            return self._packed({"n": 1}, status=503)  # not applied: the follower asks the next leader
+            return answer({"n": 1}, status=503)  # not applied: the follower asks the next leader
         try:
             results = await asyncio.wait_for(self.proposer.submit_forwarded(client, seq, requests), timeout)
         except asyncio.TimeoutError:
             self._forwarded_batches.labels("unknown").inc()
-            return self._packed({"e": errors.request_timed_out().to_wire()}, status=504)
+            return answer({"e": errors.request_timed_out().to_wire()}, status=504)
         except EtcdError as err:
             self._forwarded_batches.labels("unknown").inc()
-            return self._packed({"e": err.to_wire()}, status=err.http_status)
+            return answer({"e": err.to_wire()}, status=err.http_status)
         self._forwarded_batches.labels("committed").inc()
-        return self._packed({"r": results})
-
-    @staticmethod
-    def _packed(body: dict[str, Any], status: int = 200) -> web.Response:
-        return web.Response(status=status, body=codec.pack(body), content_type=forward.CONTENT_TYPE)
+        return answer({"r": results})
 
     # ------------------------------------------------------------------ gateway dispatch
 

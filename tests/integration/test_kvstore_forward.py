@@ -2,9 +2,10 @@
 
 Real members: a follower forwards its write batches to the leader, which commits them inside its
 own entries; the follower answers once it has applied them, so a serializable read on the same
-follower sees the write. The forwarding endpoint is only for members (peer-secret token), only for
-the operations a proposer submits, answers "not leader" on a follower, and applies a batch retried
-with the same (proposer id, sequence) once.
+follower sees the write. The forwarding endpoint is only for members (batches signed with a key of
+the peer secret, answers signed back), refuses a replayed or stale batch, takes only the operations
+a proposer submits, answers "not leader" on a follower, and applies a batch retried with the same
+(proposer id, sequence) once.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import urllib.request
 from typing import Any
 
 from kvstore import codec
-from kvstore.forward import CONTENT_TYPE, FORWARD_PATH, TOKEN_HEADER, forward_token
+from kvstore.forward import CONTENT_TYPE, FORWARD_PATH, TOKEN_HEADER, ForwardSigner
 from tests.harness.kvcluster import KVCluster, post_json
 
 
@@ -29,17 +30,29 @@ def metric(url: str, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
 
-def forward_raw(url: str, body: dict[str, Any], token: str | None) -> tuple[int, Any]:
+def forward_signed(url: str, body: bytes, signature: str | None,
+                   signer: ForwardSigner | None = None) -> tuple[int, Any]:
+    """POST a forwarded batch as it is; with ``signer``, also check the answer's signature."""
     headers = {"Content-Type": CONTENT_TYPE}
-    if token is not None:
-        headers[TOKEN_HEADER] = token
-    req = urllib.request.Request(url + FORWARD_PATH, data=codec.pack(body), method="POST", headers=headers)
+    if signature is not None:
+        headers[TOKEN_HEADER] = signature
+    req = urllib.request.Request(url + FORWARD_PATH, data=body, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, codec.unpack(resp.read())
+            status, raw, answer_sig, ctype = resp.status, resp.read(), resp.headers.get(TOKEN_HEADER, ""), resp.headers.get("Content-Type", "")
     except urllib.error.HTTPError as exc:
-        raw = exc.read()
-        return exc.code, codec.unpack(raw) if exc.headers.get("Content-Type", "").startswith(CONTENT_TYPE) else raw
+        status, raw, answer_sig, ctype = exc.code, exc.read(), exc.headers.get(TOKEN_HEADER, ""), exc.headers.get("Content-Type", "")
+    if not ctype.startswith(CONTENT_TYPE):
+        return status, raw
+    if signer is not None:
+        assert signer.answer_ok(answer_sig, signature or "", status, raw), "answer without a valid signature"
+    return status, codec.unpack(raw)
+
+
+def forward_raw(url: str, batch: dict[str, Any], signer: ForwardSigner) -> tuple[int, Any]:
+    """A freshly signed batch, sent now (as a follower's proposer sends it)."""
+    body = codec.pack({**batch, "w": time.time()})
+    return forward_signed(url, body, signer.sign_request(body), signer)
 
 
 def put_req(key: bytes, value: bytes) -> dict[str, Any]:
@@ -91,24 +104,38 @@ def test_forward_endpoint_is_for_members_and_applies_a_batch_once(kv3: KVCluster
     leader = kv3.leader()
     follower = (leader + 1) % kv3.size
     assert kv3.secret_file is not None
-    token = forward_token(kv3.secret_file.read_text().strip())
+    signer = ForwardSigner(kv3.secret_file.read_text().strip())
     url = kv3.members[leader].url
     batch = {"c": b"test-proposer", "s": 1, "r": [put_req(b"fwd/once", b"1")], "t": 5.0}
 
-    assert forward_raw(url, batch, None)[0] == 403
-    assert forward_raw(url, batch, "0" * 64)[0] == 403
+    # Unsigned, signed with another secret, or with the static token of earlier versions: refused.
+    refused = {"c": b"test-refused", "s": 1, "r": [put_req(b"fwd/refused", b"x")], "t": 5.0}
+    body = codec.pack({**refused, "w": time.time()})
+    assert forward_signed(url, body, None)[0] == 403
+    assert forward_signed(url, body, ForwardSigner("another secret").sign_request(body))[0] == 403
+    assert forward_signed(url, body, "0" * 64)[0] == 403
+    # Signed, but sent (or recorded) long ago, or dated in the future: refused.
+    for skew in (-120.0, 120.0):
+        old = codec.pack({**refused, "w": time.time() + skew})
+        assert forward_signed(url, old, signer.sign_request(old))[0] == 403
     expire = {"c": b"test-proposer", "s": 2, "r": [{"op": "lease_expire", "leases": [[1, 0]]}], "t": 5.0}
-    assert forward_raw(url, expire, token)[0] == 400
-    code, reply = forward_raw(kv3.members[follower].url, batch, token)
+    assert forward_raw(url, expire, signer)[0] == 400
+    code, reply = forward_raw(kv3.members[follower].url, batch, signer)
     assert code == 503 and reply == {"n": 1}
 
-    code, first = forward_raw(url, batch, token)
+    body = codec.pack({**batch, "w": time.time()})
+    signature = signer.sign_request(body)
+    code, first = forward_signed(url, body, signature, signer)
     assert code == 200, first
-    # The same (id, sequence) again, as after an answer lost on the way back: applied once.
-    code, again = forward_raw(url, batch, token)
+    # The very same signed bytes again (a recording replayed): refused, whatever the dedup table holds.
+    assert forward_signed(url, body, signature)[0] == 403
+    # The same (id, sequence) in a new batch, as after an answer lost on the way back: applied once.
+    code, again = forward_raw(url, batch, signer)
     assert code == 200 and again["r"][0]["revision"] == first["r"][0]["revision"]
     code, got = post_json(url + "/v3/kv/range", {"key": b64(b"fwd/once")}, 5)
     assert got["kvs"][0]["version"] == "1"
+    code, got = post_json(url + "/v3/kv/range", {"key": b64(b"fwd/refused")}, 5)
+    assert code == 200 and "kvs" not in got  # nothing refused above was applied
 
 
 def _tls_cluster(tmp_path, peer_cert: bool):  # type: ignore[no-untyped-def]

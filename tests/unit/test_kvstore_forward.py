@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from kvstore import codec
-from kvstore.forward import forward_token, max_revision, valid_requests
+from kvstore.forward import ForwardSigner, ReplayGuard, max_revision, valid_requests
 from kvstore.machine import KVStateMachine
 from kvstore.mvcc import MVCCStore
 from kvstore.proposer import ForwardNotApplied, ForwardUnknown, Proposer
@@ -178,7 +178,13 @@ def test_forward_endpoint_helpers() -> None:
     assert valid_requests([put(b"k"), {"op": "lease_grant", "id": 1, "ttl": 5}])
     assert not valid_requests([{"op": "lease_expire", "leases": [[1, 0]]}])
     assert not valid_requests({"op": "put"}) and not valid_requests(["put"])
-    assert forward_token("a" * 32) == forward_token("a" * 32) != forward_token("b" * 32)
+    a, b = ForwardSigner("a" * 32), ForwardSigner("b" * 32)
+    sig = a.sign_request(b"batch")
+    assert a.request_ok(sig, b"batch") and not a.request_ok(sig, b"batch!") and not b.request_ok(sig, b"batch")
+    answer = a.sign_answer(sig, 200, b"ok")
+    assert a.answer_ok(answer, sig, 200, b"ok")
+    assert not a.answer_ok(answer, sig, 503, b"ok") and not a.answer_ok(answer, sig, 200, b"ko")
+    assert not a.answer_ok(answer, a.sign_request(b"other"), 200, b"ok")  # bound to its request
     assert max_revision([{"revision": 4}, {"error": [3, "x"]}, {"revision": 7}]) == 7
 
 
@@ -199,3 +205,15 @@ def test_forwarding_starts_once_every_member_published_its_client_url() -> None:
     assert fwd.target() is None  # leading here: propose directly
     leader[0] = None  # type: ignore[assignment]
     assert fwd.target() is None
+
+
+def test_replay_guard_admits_a_batch_once_within_the_window() -> None:
+    guard = ReplayGuard(window=30.0)
+    assert guard.admit("s1", sent_at=1000.0, now=1000.5)
+    assert not guard.admit("s1", sent_at=1000.0, now=1001.0)  # replayed
+    assert not guard.admit("s2", sent_at=960.0, now=1001.0)  # stale
+    assert not guard.admit("s3", sent_at=1040.0, now=1001.0)  # from the future
+    assert guard.admit("s4", sent_at=1029.0, now=1001.0)  # ahead, but within the skew
+    # Long after the window the memory is pruned, and the old batch is refused as stale anyway.
+    assert not guard.admit("s1", sent_at=1000.0, now=1200.0)
+    assert "s1" not in guard._seen and "s4" not in guard._seen

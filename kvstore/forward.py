@@ -56,7 +56,7 @@ from .proposer import ForwardNotApplied, ForwardUnknown
 log = logging.getLogger(__name__)
 
 FORWARD_PATH = "/pilothouse/forward"
-TOKEN_HEADER = "X-Pilothouse-Forward"
+SIGNATURE_HEADER = "X-Pilothouse-Forward"
 CONTENT_TYPE = "application/x-msgpack"
 # What a proposer submits; reads never travel this way.
 FORWARDABLE_OPS = frozenset({"put", "delete", "txn", "compact", "lease_grant", "lease_revoke",
@@ -200,11 +200,11 @@ class Forwarder:
         signature = self._signer.sign_request(body)
         try:
             async with self._client().post(
-                    url + FORWARD_PATH, data=body, headers={TOKEN_HEADER: signature, "Content-Type": CONTENT_TYPE},
+                    url + FORWARD_PATH, data=body, headers={SIGNATURE_HEADER: signature, "Content-Type": CONTENT_TYPE},
                     timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
                 data = await resp.read()
                 status = resp.status
-                answer_signature = resp.headers.get(TOKEN_HEADER, "")
+                answer_signature = resp.headers.get(SIGNATURE_HEADER, "")
         except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
             self._disable(url, f"TLS: {exc}")
             raise ForwardNotApplied(str(exc)) from None

@@ -187,7 +187,7 @@ class EtcdServer:
     async def _forwarded(self, request: web.Request) -> web.StreamResponse:
         """A follower's write batch (forward.py), proposed inside this member's next entry."""
         signer = self.forward_signer
-        signature = request.headers.get(forward.TOKEN_HEADER, "")
+        signature = request.headers.get(forward.SIGNATURE_HEADER, "")
         if signer is None or not signature:
             return web.Response(status=403, text="forbidden\n", content_type="text/plain")
         body = bytearray()
@@ -212,7 +212,7 @@ class EtcdServer:
         def answer(reply: dict[str, Any], status: int = 200) -> web.Response:
             data = codec.pack(reply)
             return web.Response(status=status, body=data, content_type=forward.CONTENT_TYPE,
-                                headers={forward.TOKEN_HEADER: signer.sign_answer(signature, status, data)})
+                                headers={forward.SIGNATURE_HEADER: signer.sign_answer(signature, status, data)})
 
         if not self.raft.is_leader():
             self._forwarded_batches.labels("not_leader").inc()

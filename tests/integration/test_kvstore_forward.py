@@ -17,7 +17,7 @@ import urllib.request
 from typing import Any
 
 from kvstore import codec
-from kvstore.forward import CONTENT_TYPE, FORWARD_PATH, TOKEN_HEADER, ForwardSigner
+from kvstore.forward import CONTENT_TYPE, FORWARD_PATH, SIGNATURE_HEADER, ForwardSigner
 from tests.harness.kvcluster import KVCluster, post_json
 
 
@@ -35,13 +35,13 @@ def forward_signed(url: str, body: bytes, signature: str | None,
     """POST a forwarded batch as it is; with ``signer``, also check the answer's signature."""
     headers = {"Content-Type": CONTENT_TYPE}
     if signature is not None:
-        headers[TOKEN_HEADER] = signature
+        headers[SIGNATURE_HEADER] = signature
     req = urllib.request.Request(url + FORWARD_PATH, data=body, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
-            status, raw, answer_sig, ctype = resp.status, resp.read(), resp.headers.get(TOKEN_HEADER, ""), resp.headers.get("Content-Type", "")
+            status, raw, answer_sig, ctype = resp.status, resp.read(), resp.headers.get(SIGNATURE_HEADER, ""), resp.headers.get("Content-Type", "")
     except urllib.error.HTTPError as exc:
-        status, raw, answer_sig, ctype = exc.code, exc.read(), exc.headers.get(TOKEN_HEADER, ""), exc.headers.get("Content-Type", "")
+        status, raw, answer_sig, ctype = exc.code, exc.read(), exc.headers.get(SIGNATURE_HEADER, ""), exc.headers.get("Content-Type", "")
     if not ctype.startswith(CONTENT_TYPE):
         return status, raw
     if signer is not None:

@@ -489,13 +489,18 @@ def unsupported_media_type(accepted: Sequence[str]) -> StatusError:
     )
 
 
-def too_many_requests(message: str, retry_after_seconds: int = 1) -> StatusError:
-    """429 TooManyRequests with ``details.retryAfterSeconds`` (send it as ``Retry-After`` too)."""
+def too_many_requests(message: str, retry_after_seconds: int = 1,
+                      causes: tuple[StatusCause, ...] = ()) -> StatusError:
+    """429 TooManyRequests with ``details.retryAfterSeconds`` (send it as ``Retry-After`` too).
+
+    ``retry_after_seconds=0`` sends no Retry-After: client-go then hands the 429 to its caller at
+    once instead of retrying it itself (kubectl drain relies on that for its own retry loop).
+    """
     return StatusError(
         code=429,
         reason=REASON_TOO_MANY_REQUESTS,
         message=message,
-        details=StatusDetails(retry_after_seconds=retry_after_seconds),
+        details=StatusDetails(retry_after_seconds=retry_after_seconds, causes=causes),
     )
 
 

@@ -819,7 +819,10 @@ class Handlers:
         body = await self.read_object(request)
         options = dict(body.get("deleteOptions") or {})
         pod = await self.storage.get(info.rt, info.namespace, info.name)
-        await self._check_disruption_budgets(pod)
+        phase = (pod.get("status") or {}).get("phase")
+        # As upstream: a pod that is not running (or already going) disrupts nothing by leaving.
+        if phase not in ("Pending", "Succeeded", "Failed") and not pod["metadata"].get("deletionTimestamp"):
+            await self._check_disruption_budgets(pod)
         await self._delete_one(RequestInfo(info.rt, info.namespace, info.name, ""), user, options)
         return _json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                                "code": 201}, 201)
@@ -830,14 +833,24 @@ class Handlers:
             return
         labels = (pod.get("metadata") or {}).get("labels") or {}
         result = await self.storage.list(pdbs, pod["metadata"]["namespace"])
-        for pdb in result.items:
-            selector = (pdb.get("spec") or {}).get("selector")
-            if selector is None or not LabelSelector.from_structured(selector).matches(labels):
-                continue
-            allowed = (pdb.get("status") or {}).get("disruptionsAllowed", 0)
-            if allowed <= 0:
+        matching = [pdb for pdb in result.items
+                    if (selector := (pdb.get("spec") or {}).get("selector")) is not None
+                    and LabelSelector.from_structured(selector).matches(labels)]
+        if len(matching) > 1:
+            raise errors.internal_error(
+                "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.")
+        for pdb in matching:
+            status = pdb.get("status") or {}
+            if status.get("disruptionsAllowed", 0) <= 0:
+                # No Retry-After, as upstream: client-go would otherwise retry the 429 itself, ten
+                # times, and `kubectl drain` would hang silently instead of reporting and retrying.
                 raise errors.too_many_requests(
-                    "Cannot evict pod as it would violate the pod's disruption budget.", retry_after_seconds=10)
+                    "Cannot evict pod as it would violate the pod's disruption budget.", retry_after_seconds=0,
+                    causes=(errors.StatusCause(
+                        type="DisruptionBudget",
+                        message=f"The disruption budget {pdb['metadata']['name']} needs "
+                                f"{status.get('desiredHealthy', 0)} healthy pods and has "
+                                f"{status.get('currentHealthy', 0)} currently"),))
 
     async def binding(self, request: web.Request, info: RequestInfo, user: UserInfo) -> web.StreamResponse:
         """POST pods/{name}/binding: the scheduler assigns a node, exactly once."""

@@ -340,20 +340,38 @@ def test_pod_binding_once(api: APICluster) -> None:
 def test_eviction_respects_disruption_budgets(api: APICluster) -> None:
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "evictme", "labels": {"pdb": "yes"}},
            "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
-    api.request("POST", NS + "/pods", pod)
+    code, created_pod, _ = api.request("POST", NS + "/pods", pod)
+    created_pod["status"] = {"phase": "Running"}
+    assert api.request("PUT", NS + "/pods/evictme/status", created_pod)[0] == 200
     pdb = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "guard"},
            "spec": {"minAvailable": 1, "selector": {"matchLabels": {"pdb": "yes"}}}}
     code, created, _ = api.request("POST", "/apis/policy/v1/namespaces/default/poddisruptionbudgets", pdb)
     assert code == 201
+    created["status"] = {"disruptionsAllowed": 0, "currentHealthy": 1, "desiredHealthy": 1, "expectedPods": 1}
+    code, created, _ = api.request("PUT", "/apis/policy/v1/namespaces/default/poddisruptionbudgets/guard/status", created)
+    assert code == 200
     eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "evictme"}}
     code, status, headers = api.request("POST", NS + "/pods/evictme/eviction", eviction)
-    assert code == 429 and status["reason"] == "TooManyRequests" and "disruption budget" in status["message"]
+    assert code == 429 and status["reason"] == "TooManyRequests"
+    assert status["message"] == "Cannot evict pod as it would violate the pod's disruption budget."
+    assert status["details"]["causes"] == [{"reason": "DisruptionBudget",
+                                            "message": "The disruption budget guard needs 1 healthy pods and has 1 currently"}]
+    # No Retry-After: client-go would retry the 429 itself and `kubectl drain` would hang silently.
+    assert "retry-after" not in {k.lower() for k in headers} and "retryAfterSeconds" not in status["details"]
     assert api.request("GET", NS + "/pods/evictme")[0] == 200
     created["status"] = {"disruptionsAllowed": 1, "currentHealthy": 1, "desiredHealthy": 1, "expectedPods": 1}
     api.request("PUT", "/apis/policy/v1/namespaces/default/poddisruptionbudgets/guard/status", created)
     code, _, _ = api.request("POST", NS + "/pods/evictme/eviction", eviction)
     assert code == 201
     assert api.request("GET", NS + "/pods/evictme")[0] == 404
+    # A pod that is not running disrupts nothing by leaving: evicted whatever the budget says.
+    pod["metadata"]["name"] = "pending"
+    assert api.request("POST", NS + "/pods", pod)[0] == 201
+    code, created, _ = api.request("GET", "/apis/policy/v1/namespaces/default/poddisruptionbudgets/guard")
+    created["status"] = {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 1, "expectedPods": 1}
+    assert api.request("PUT", "/apis/policy/v1/namespaces/default/poddisruptionbudgets/guard/status", created)[0] == 200
+    eviction["metadata"]["name"] = "pending"
+    assert api.request("POST", NS + "/pods/pending/eviction", eviction)[0] == 201
 
 
 def test_metrics_endpoint(api: APICluster) -> None:

@@ -75,3 +75,31 @@ def test_fake_kubelet_restart_keeps_pods(api: APICluster, fake: KubeletProcess) 
     assert cstatus(pod)["containerID"] == before and cstatus(pod)["restartCount"] == 0
     code, summary = fake.get("/stats/summary?node=fk-1", api.token)
     assert code == 200 and b'"keep"' in summary
+
+
+def test_kubectl_drain_reports_a_disruption_budget_and_gives_up_at_its_timeout(api: APICluster, fake: KubeletProcess) -> None:
+    """kubectl drain retries an eviction a budget refuses every 5 s, saying why, until --timeout.
+
+    It can do so only if the 429 carries no Retry-After: client-go would otherwise retry it itself
+    (ten times the advertised delay per call) and drain would hang without a word.
+    """
+    ns = f"fk-{uuid.uuid4().hex[:6]}"
+    env = Env(api, ns, node="fk-4")
+    env.create("pods", {"metadata": {"name": "guarded", "labels": {"app": "guarded"}},
+                        "spec": {"nodeName": "fk-4", "containers": [{"name": "c", "image": "nginx"}]}})
+    env.wait_pod("guarded", running_ready, 30)
+    pdbs = f"/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets"
+    code, pdb, _ = api.request("POST", pdbs, {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                                             "metadata": {"name": "keep-one"},
+                                             "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "guarded"}}}})
+    assert code == 201, pdb
+    pdb_path = f"{pdbs}/keep-one"
+    pdb["status"] = {"disruptionsAllowed": 0, "currentHealthy": 1, "desiredHealthy": 1, "expectedPods": 1}
+    assert api.request("PUT", pdb_path + "/status", pdb)[0] == 200
+    try:
+        result = api.kubectl("drain", "fk-4", "--force", "--ignore-daemonsets", "--timeout=6s", check=False, timeout=60)
+        assert result.returncode != 0
+        assert "Cannot evict pod as it would violate the pod's disruption budget." in result.stdout + result.stderr
+        assert env.get_pod("guarded") is not None
+    finally:
+        api.kubectl("uncordon", "fk-4", check=False)

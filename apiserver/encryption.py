@@ -91,6 +91,13 @@ class EncryptionTransformer:
             return data
         return providers[0].encrypt(key, data)
 
+    def stale(self, key: bytes, data: bytes) -> bool:
+        providers = self._providers(key)
+        primary = providers[0] if providers else None
+        if primary is None:
+            return data.startswith(PREFIX)  # encrypted, but now written as plain text
+        return not data.startswith(PREFIX + primary.keys[0].name.encode() + b":")
+
     def from_storage(self, key: bytes, data: bytes) -> bytes:
         if not data.startswith(PREFIX):
             return data  # written before encryption was configured (identity), or not encrypted

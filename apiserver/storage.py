@@ -33,6 +33,11 @@ class Transformer(Protocol):
 
     def from_storage(self, key: bytes, data: bytes) -> bytes: ...
 
+    def stale(self, key: bytes, data: bytes) -> bool:
+        """True when ``data`` at rest is not in the form ``to_storage`` writes now (another key or
+        provider), so that writing the same object again is a change (re-encryption)."""
+        ...
+
 
 class IdentityTransformer:
     def to_storage(self, key: bytes, data: bytes) -> bytes:
@@ -40,6 +45,9 @@ class IdentityTransformer:
 
     def from_storage(self, key: bytes, data: bytes) -> bytes:
         return data
+
+    def stale(self, key: bytes, data: bytes) -> bool:
+        return False
 
 
 def resource_prefix(rt: ResourceType) -> bytes:
@@ -101,16 +109,25 @@ class Storage:
 
     # ------------------------------------------------------------------ codec
 
-    def encode(self, key: bytes, obj: dict[str, Any]) -> bytes:
+    @staticmethod
+    def serialize(obj: dict[str, Any]) -> bytes:
+        """The stored form before encryption: JSON without metadata.resourceVersion."""
         meta = obj.get("metadata") or {}
         if "resourceVersion" in meta:
             obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "resourceVersion"}}
-        return self.transformer.to_storage(key, orjson.dumps(obj))
+        return orjson.dumps(obj)
 
-    def decode(self, key: bytes, data: bytes, mod_revision: int) -> dict[str, Any]:
-        obj = orjson.loads(self.transformer.from_storage(key, data))
+    @staticmethod
+    def deserialize(plain: bytes, mod_revision: int) -> dict[str, Any]:
+        obj = orjson.loads(plain)
         obj.setdefault("metadata", {})["resourceVersion"] = str(mod_revision)
         return obj
+
+    def encode(self, key: bytes, obj: dict[str, Any]) -> bytes:
+        return self.transformer.to_storage(key, self.serialize(obj))
+
+    def decode(self, key: bytes, data: bytes, mod_revision: int) -> dict[str, Any]:
+        return self.deserialize(self.transformer.from_storage(key, data), mod_revision)
 
     # ------------------------------------------------------------------ reads
 
@@ -207,13 +224,22 @@ class Storage:
         """Read-modify-write with retries on conflict, like Kubernetes' GuaranteedUpdate.
 
         ``mutate`` gets a fresh copy each attempt and returns the new object, or None for no change.
+        As upstream, an update that would store the very bytes already there is not written: no new
+        resourceVersion, no watch event (unless the stored form is stale, e.g. under an old key).
         """
+        key = object_key(rt, namespace, name)
         for _ in range(MAX_UPDATE_RETRIES):
-            current = await self.get(rt, namespace, name)
-            revision = int(current["metadata"]["resourceVersion"])
-            updated = await mutate(current)
+            with self._timed("get"):
+                kv = await self.client.get(key)
+            if kv is None:
+                raise errors.not_found(resource=rt.plural, group=rt.group, name=name)
+            plain = self.transformer.from_storage(key, kv.value)
+            revision = kv.mod_revision
+            updated = await mutate(self.deserialize(plain, revision))
             if updated is None:
-                return current
+                return self.deserialize(plain, revision)
+            if self.serialize(updated) == plain and not self.transformer.stale(key, kv.value):
+                return self.deserialize(plain, revision)
             try:
                 return await self.update(rt, updated, revision)
             except errors.StatusError as err:

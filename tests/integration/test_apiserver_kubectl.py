@@ -165,3 +165,24 @@ def test_describe(api: APICluster) -> None:
     api.kubectl("run", "solo", "--image=busybox", "--restart=Never")
     out = api.kubectl("describe", "pod", "solo").stdout
     assert "solo" in out and "busybox" in out
+
+
+def test_a_change_that_changes_nothing_is_not_written(api: APICluster) -> None:
+    """As upstream: no new resourceVersion and no watch event for an update that stores the same
+    object; kubectl says "(no change)"."""
+    api.kubectl("create", "configmap", "noop", "--from-literal=a=1")
+
+    def rv() -> str:
+        return api.kubectl("get", "configmap", "noop", "-o", "jsonpath={.metadata.resourceVersion}").stdout
+
+    before = rv()
+    out = api.kubectl("patch", "configmap", "noop", "-p", '{"data":{"a":"1"}}').stdout
+    assert "patched (no change)" in out and rv() == before
+    # The first replace adds kubectl-replace to managedFields (a change); the same again is not.
+    api.kubectl("replace", "-f", "-", input=api.kubectl("get", "configmap", "noop", "-o", "json").stdout)
+    before = rv()
+    api.kubectl("replace", "-f", "-", input=api.kubectl("get", "configmap", "noop", "-o", "json").stdout)
+    assert rv() == before
+    out = api.kubectl("patch", "configmap", "noop", "-p", '{"data":{"a":"2"}}').stdout
+    assert "patched (no change)" not in out and int(rv()) > int(before)
+    api.kubectl("delete", "configmap", "noop")

@@ -90,8 +90,13 @@ class StatusManager:
                 return None
             current = _Pending(m.namespace(pod), m.name(pod), uid, status, asyncio.Event())
             self._pending[uid] = current
-        else:
+        elif normalized(current.status) != want:
+            # Only a different status replaces the pending one: the worker writes again after an
+            # in-flight write when the pending status is no longer the one it sent, and an equal
+            # status (a pod worker re-syncing on the watch event of our own write) must not.
             current.status = status
+        else:
+            return current.done
         if uid not in self._queued and uid not in self._inflight:
             self._queued.add(uid)
             self._queue.put_nowait(uid)

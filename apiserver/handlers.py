@@ -978,8 +978,10 @@ def _grace_period(rt: ResourceType, obj: dict[str, Any], options: dict[str, Any]
     grace = options.get("gracePeriodSeconds")
     if grace is None:
         grace = (obj.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
-    # An unscheduled pod, or one that never started, is deleted at once.
+    # An unscheduled pod, or one whose containers have all ended for good, is deleted at once.
     if not (obj.get("spec") or {}).get("nodeName"):
+        return None
+    if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
         return None
     return max(int(grace), 0) or None
 

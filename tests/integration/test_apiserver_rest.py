@@ -335,6 +335,16 @@ def test_pod_binding_once(api: APICluster) -> None:
     code, _, _ = api.request("DELETE", NS + "/pods/bindme", {"gracePeriodSeconds": 0})
     assert code == 200
     assert api.request("GET", NS + "/pods/bindme")[0] == 404
+    # A bound pod that has ended (Failed or Succeeded) has nothing left to stop: deleted at once.
+    for phase in ("Failed", "Succeeded"):
+        name = f"ended-{phase.lower()}"
+        code, ended, _ = api.request("POST", NS + "/pods", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                                                           "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "busybox"}]}})
+        assert code == 201
+        ended["status"] = {"phase": phase}
+        assert api.request("PUT", NS + f"/pods/{name}/status", ended)[0] == 200
+        assert api.request("DELETE", NS + f"/pods/{name}")[0] == 200
+        assert api.request("GET", NS + f"/pods/{name}")[0] == 404
 
 
 def test_eviction_respects_disruption_budgets(api: APICluster) -> None:

@@ -64,6 +64,7 @@ def _status(kind: str) -> Subresource:
 
 
 _SCALE = Subresource("scale", "Scale", group="autoscaling", version="v1")
+_PROXY_VERBS = ("create", "delete", "get", "patch", "update")
 
 
 def _r(group: str, version: str, kind: str, plural: str, *, namespaced: bool = True, short: tuple[str, ...] = (),
@@ -83,10 +84,13 @@ BUILTIN: tuple[ResourceType, ...] = (
              Subresource("eviction", "Eviction", group="policy", version="v1", verbs=("create",)),
              Subresource("log", "Pod", verbs=("get",)), Subresource("exec", "PodExecOptions", verbs=("create", "get")),
              Subresource("attach", "PodAttachOptions", verbs=("create", "get")),
-             Subresource("portforward", "PodPortForwardOptions", verbs=("create", "get")))),
+             Subresource("portforward", "PodPortForwardOptions", verbs=("create", "get")),
+             Subresource("proxy", "PodProxyOptions", verbs=_PROXY_VERBS))),
     _r("", "v1", "Binding", "bindings", verbs=("create",), virtual=True),
-    _r("", "v1", "Node", "nodes", namespaced=False, short=("no",), subs=(_status("Node"),)),
-    _r("", "v1", "Service", "services", short=("svc",), categories=("all",), subs=(_status("Service"),)),
+    _r("", "v1", "Node", "nodes", namespaced=False, short=("no",),
+       subs=(_status("Node"), Subresource("proxy", "NodeProxyOptions", verbs=_PROXY_VERBS))),
+    _r("", "v1", "Service", "services", short=("svc",), categories=("all",),
+       subs=(_status("Service"), Subresource("proxy", "ServiceProxyOptions", verbs=_PROXY_VERBS))),
     _r("", "v1", "Endpoints", "endpoints", short=("ep",)),
     _r("", "v1", "ConfigMap", "configmaps", short=("cm",)),
     _r("", "v1", "Secret", "secrets"),

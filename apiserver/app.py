@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable
 
 import orjson
+import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -98,6 +99,7 @@ class APIServer:
             self.authorizer = AuthorizerChain([NodeAuthorizer(self._cached_pod), PrivilegedGroups(), self.rbac])
         self.advertise = advertise
         self.caches: dict[tuple[str, str], ResourceCache] = {}
+        self._proxy_session: aiohttp.ClientSession | None = None
         self._strategies: dict[tuple[str, str, str], Strategy] = {}
         services = self.registry.get("", "v1", "services")
         assert services is not None
@@ -235,7 +237,17 @@ class APIServer:
 
         await self.storage.guaranteed_update(rt, "", default["metadata"]["name"], update)
 
+    def proxy_session(self) -> aiohttp.ClientSession:
+        """The HTTP client of the {pods,services,nodes}/proxy subresources (backends' TLS unverified)."""
+        if self._proxy_session is None or self._proxy_session.closed:
+            self._proxy_session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=False, limit=0), auto_decompress=False,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
+        return self._proxy_session
+
     async def stop(self) -> None:
+        if self._proxy_session is not None:
+            await self._proxy_session.close()
         await self.kubernetes_service.stop()
         self._gc_task.cancel()
         await self.admission.close()
@@ -421,6 +433,10 @@ class APIServer:
                 return web.Response(status=201, body=orjson.dumps(out), content_type="application/json")
             elif info.subresource == "finalize" and verb == "update":
                 return await h.update(request, info, user)
+            elif info.subresource == "proxy" and rt.group == "" and rt.plural in ("pods", "services", "nodes"):
+                from . import proxysubresource  # HTTP through to a pod, a service endpoint or a kubelet
+
+                return await proxysubresource.proxy(self, request, info, self.proxy_session())
             elif rt.plural == "pods" and rt.group == "" and info.subresource in ("log", "exec", "attach", "portforward"):
                 from . import nodeproxy  # pods/log and pods/exec go to the kubelet of the pod's node
 

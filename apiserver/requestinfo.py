@@ -38,11 +38,11 @@ def parse(registry: Registry, path: str) -> RequestInfo | None:
             ns, plural_rest = rest[1], rest[2:]
             name = plural_rest[1] if len(plural_rest) > 1 else ""
             sub = plural_rest[2] if len(plural_rest) > 2 else ""
-            if len(plural_rest) > 3:
+            if len(plural_rest) > 3 and sub != "proxy":  # only .../proxy/ takes a path after it
                 return None
             return RequestInfo(rt, ns, name, sub)
     rt = registry.get(group, version, rest[0])
-    if rt is None or len(rest) > 3:
+    if rt is None or (len(rest) > 3 and rest[2] != "proxy"):
         return None
     name = rest[1] if len(rest) > 1 else ""
     sub = rest[2] if len(rest) > 2 else ""

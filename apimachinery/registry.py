@@ -97,6 +97,7 @@ BUILTIN: tuple[ResourceType, ...] = (
     _r("", "v1", "ServiceAccount", "serviceaccounts", short=("sa",),
        subs=(Subresource("token", "TokenRequest", group="authentication.k8s.io", version="v1", verbs=("create",)),)),
     _r("", "v1", "Event", "events", short=("ev",)),
+    _r("", "v1", "PodTemplate", "podtemplates"),
     _r("", "v1", "PersistentVolume", "persistentvolumes", namespaced=False, short=("pv",),
        subs=(_status("PersistentVolume"),)),
     _r("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", short=("pvc",),

@@ -105,6 +105,16 @@ def test_workloads_are_rejected_before_any_pod_exists(api: APICluster) -> None:
                                 {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "quay.io/x/web:1"}]}}}},
                                 content_type="application/strategic-merge-patch+json")
     assert code == 403 and 'image "quay.io/x/web:1" is not from an allowed registry' in body["message"]
+    # PodTemplates (core/v1) are held to the same rule.
+    template = {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "tpl"},
+                "template": {"metadata": {"labels": {"app": "tpl"}},
+                             "spec": {"containers": [{"name": "c", "image": "docker.io/library/nginx:1.27"}]}}}
+    code, body, _ = api.request("POST", "/api/v1/namespaces/img-workloads/podtemplates", template)
+    assert code == 403 and 'podtemplates "tpl" is forbidden' in body["message"], body
+    template["template"]["spec"]["containers"][0]["image"] = "registry.example.com/tpl:1"
+    code, body, _ = api.request("POST", "/api/v1/namespaces/img-workloads/podtemplates", template)
+    assert code == 201, body
+    assert body["template"]["spec"]["containers"][0]["image"] == "registry.example.com/tpl:1"
 
 
 def test_malformed_annotations_are_invalid(api: APICluster) -> None:

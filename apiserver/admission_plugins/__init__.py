@@ -1,7 +1,8 @@
 """The admission plugins after NamespaceLifecycle, in kube-apiserver's order.
 
-    NamespaceLifecycle (admission.py) → LimitRanger → ServiceAccount → PodSecurity → ImagePolicy →
-    MutatingAdmissionWebhook → ValidatingAdmissionWebhook → ResourceQuota
+    NamespaceLifecycle (admission.py) → LimitRanger → ServiceAccount → PodSecurity →
+    DefaultStorageClass + DefaultIngressClass → ImagePolicy → MutatingAdmissionWebhook →
+    ValidatingAdmissionWebhook → ResourceQuota
 
 Mutating plugins change ``op.obj`` in place; any plugin refuses a write by raising a StatusError.
 ResourceQuota comes last so it only reserves usage for writes every other plugin accepted (a
@@ -18,6 +19,7 @@ from ..storage import Storage
 from ..strategy import Strategy
 from ..watchcache import ResourceCache
 from .common import Lookups
+from .defaultclass import DefaultClasses
 from .imagepolicy import ImagePolicy
 from .limitranger import LimitRanger
 from .podsecurity import PodSecurity
@@ -25,7 +27,7 @@ from .resourcequota import ResourceQuotaAdmission
 from .serviceaccount import ServiceAccountAdmission
 from .webhooks import AdmissionWebhooks
 
-__all__ = ["AdmissionWebhooks", "ImagePolicy", "LimitRanger", "Lookups", "PodSecurity", "ResourceQuotaAdmission",
+__all__ = ["AdmissionWebhooks", "DefaultClasses", "ImagePolicy", "LimitRanger", "Lookups", "PodSecurity", "ResourceQuotaAdmission",
            "ServiceAccountAdmission", "standard_plugins"]
 
 
@@ -37,6 +39,7 @@ def standard_plugins(*, storage: Storage, registry: Registry, caches: dict[tuple
         LimitRanger(lookups=lookups),
         ServiceAccountAdmission(lookups=lookups, strategies=strategies),
         PodSecurity(lookups=lookups),
+        DefaultClasses(lookups=lookups),
         ImagePolicy(lookups=lookups),
         AdmissionWebhooks(mutating=True, lookups=lookups),
         AdmissionWebhooks(mutating=False, lookups=lookups),

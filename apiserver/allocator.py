@@ -16,6 +16,7 @@ import ipaddress
 import random
 
 from apimachinery import errors
+from apimachinery.validation import FieldError
 from kvstore.client import Compare, EtcdClient, Op
 
 IP_PREFIX = b"/registry/ipallocations/"
@@ -51,20 +52,20 @@ class Allocator:
         kvs = result.responses[0].get("response_range", {}).get("kvs", []) if result.responses else []
         return bool(kvs) and base64.b64decode(kvs[0].get("value", "")) == owner
 
-    async def allocate_ip(self, owner: bytes, requested: str | None = None) -> str:
+    async def allocate_ip(self, owner: bytes, requested: str | None = None, *, name: str = "") -> str:
+        """A free ClusterIP, or ``requested``; refusals are the Service's 422 on ``spec.clusterIPs``."""
         if requested:
+            def refuse(detail: str) -> errors.StatusError:
+                return _invalid_service(name, "spec.clusterIPs", requested,
+                                        f"failed to allocate IP {requested}: {detail}")
+
             if not self.contains(requested):
-                raise errors.StatusError(code=422, reason="Invalid",
-                                         message=f"spec.clusterIPs: Invalid value: \"{requested}\": provided IP is "
-                                                 f"not in the valid range. The range of valid IPs is {self.network}")
+                raise refuse(f"the provided IP ({requested}) is not in the valid range. "
+                             f"The range of valid IPs is {self.network}")
             if self.first_ip_owner and requested == self.first_ip and owner != self.first_ip_owner:
-                raise errors.StatusError(code=422, reason="Invalid",
-                                         message=f"spec.clusterIPs: Invalid value: \"{requested}\": provided IP is "
-                                                 "reserved for the kubernetes Service")
+                raise refuse("provided IP is reserved for the kubernetes Service")
             if not await self._claim(IP_PREFIX + requested.encode(), owner):
-                raise errors.StatusError(code=422, reason="Invalid",
-                                         message=f"spec.clusterIPs: Invalid value: \"{requested}\": "
-                                                 "provided IP is already allocated")
+                raise refuse("provided IP is already allocated")
             return requested
         size = self.network.num_addresses
         for _ in range(64):
@@ -74,17 +75,17 @@ class Allocator:
                 return ip
         raise errors.internal_error("no free ClusterIP found in the service range")
 
-    async def allocate_port(self, owner: bytes, requested: int | None = None) -> int:
+    async def allocate_port(self, owner: bytes, requested: int | None = None, *, name: str = "",
+                            index: int = 0) -> int:
+        """A free NodePort, or ``requested``; refusals are 422 on ``spec.ports[index].nodePort``."""
         low, high = self.node_ports
         if requested:
+            field = f"spec.ports[{index}].nodePort"
             if not low <= requested <= high:
-                raise errors.StatusError(code=422, reason="Invalid",
-                                         message=f"spec.ports.nodePort: Invalid value: {requested}: provided port is "
-                                                 f"not in the valid range. The range of valid ports is {low}-{high}")
+                raise _invalid_service(name, field, requested, "provided port is not in the valid range. "
+                                                               f"The range of valid ports is {low}-{high}")
             if not await self._claim(PORT_PREFIX + str(requested).encode(), owner):
-                raise errors.StatusError(code=422, reason="Invalid",
-                                         message=f"spec.ports.nodePort: Invalid value: {requested}: "
-                                                 "provided port is already allocated")
+                raise _invalid_service(name, field, requested, "provided port is already allocated")
             return requested
         for _ in range(64):
             port = self._rnd.randint(low, high)
@@ -97,3 +98,8 @@ class Allocator:
 
     async def release_port(self, port: int) -> None:
         await self.client.delete_range(PORT_PREFIX + str(port).encode())
+
+
+def _invalid_service(name: str, field: str, value: object, detail: str) -> errors.StatusError:
+    """``Service "web" is invalid: <field>: Invalid value: <value>: <detail>``, as upstream."""
+    return errors.invalid(kind="Service", name=name, causes=[FieldError.invalid(field, value, detail)])

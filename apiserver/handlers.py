@@ -304,15 +304,16 @@ class Handlers:
             if dry_run:
                 spec["clusterIP"] = requested or ""
             else:
-                spec["clusterIP"] = await self.allocator.allocate_ip(owner, requested)
+                spec["clusterIP"] = await self.allocator.allocate_ip(owner, requested, name=svc["metadata"]["name"])
             spec["clusterIPs"] = [spec["clusterIP"]] if spec["clusterIP"] else []
         elif spec.get("clusterIP") == "None":
             spec["clusterIPs"] = ["None"]
         if stype in ("NodePort", "LoadBalancer"):
-            for port in spec.get("ports") or []:
+            for index, port in enumerate(spec.get("ports") or []):
                 if dry_run:
                     continue
-                port["nodePort"] = await self.allocator.allocate_port(owner, port.get("nodePort"))
+                port["nodePort"] = await self.allocator.allocate_port(owner, port.get("nodePort"),
+                                                                      name=svc["metadata"]["name"], index=index)
 
     async def _release_service(self, svc: dict[str, Any]) -> None:
         spec = svc.get("spec") or {}

@@ -407,3 +407,32 @@ def test_audit_log_records_who_did_what(api: APICluster) -> None:
     assert create["objectRef"] == {"resource": "configmaps", "apiVersion": "v1", "namespace": "default", "name": "audited"}
     assert any(e["responseStatus"]["code"] == 401 for e in events)
     assert "not-in-the-log" not in (api.root / "audit-0.log").read_text()
+
+
+def test_service_allocation_refusals_name_the_field(api: APICluster) -> None:
+    def svc(name: str, **spec: object) -> dict:
+        return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+                "spec": {"ports": [{"name": "a", "port": 80}], **spec}}
+
+    code, first, _ = api.request("POST", NS + "/services", svc(
+        "alloc-a", type="NodePort", ports=[{"name": "a", "port": 80}, {"name": "b", "port": 81, "nodePort": 30777}]))
+    assert code == 201, first
+    code, status, _ = api.request("POST", NS + "/services", svc(
+        "alloc-b", type="NodePort", ports=[{"name": "a", "port": 80}, {"name": "b", "port": 81, "nodePort": 30777}]))
+    assert code == 422 and status["reason"] == "Invalid"
+    assert status["message"] == ('Service "alloc-b" is invalid: spec.ports[1].nodePort: Invalid value: 30777: '
+                                 "provided port is already allocated")
+    assert status["details"]["causes"] == [{"reason": "FieldValueInvalid", "field": "spec.ports[1].nodePort",
+                                            "message": "Invalid value: 30777: provided port is already allocated"}]
+    code, status, _ = api.request("POST", NS + "/services", svc("alloc-c", type="NodePort",
+                                                                ports=[{"port": 80, "nodePort": 80}]))
+    assert code == 422 and status["message"].startswith(
+        'Service "alloc-c" is invalid: spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range.')
+    taken = first["spec"]["clusterIP"]
+    code, status, _ = api.request("POST", NS + "/services", svc("alloc-d", clusterIP=taken))
+    assert code == 422 and status["message"] == (
+        f'Service "alloc-d" is invalid: spec.clusterIPs: Invalid value: "{taken}": '
+        f"failed to allocate IP {taken}: provided IP is already allocated")
+    # Nothing of the refused Services was stored, and their allocations were handed back.
+    assert all(api.request("GET", NS + f"/services/alloc-{n}")[0] == 404 for n in "bcd")
+    assert api.request("DELETE", NS + "/services/alloc-a")[0] == 200

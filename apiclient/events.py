@@ -19,7 +19,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from apimachinery import meta as m
 from apimachinery.errors import StatusError
@@ -33,7 +33,7 @@ NORMAL = "Normal"
 WARNING = "Warning"
 _MAX_ATTEMPTS = 3
 
-EventKey = tuple[str, str, str, str, str, str]
+EventKey = tuple[str, str, str, str, str, str, str]  # component, uid, kind, namespace, name, reason, message
 
 
 def object_reference(obj: Mapping[str, Any]) -> dict[str, str]:
@@ -53,7 +53,26 @@ class _Pending:
     first: str
     last: str
     count: int
+    component: str
     attempts: int = 0
+
+
+class EventSink(Protocol):
+    """What records events: an EventRecorder, or one component's view of one (ComponentRecorder)."""
+
+    def event(self, obj: Mapping[str, Any], type: str, reason: str, message: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentRecorder:
+    """One component's view of a shared recorder: its events name it as their source (as each
+    controller of kube-controller-manager reports as e.g. ``deployment-controller``)."""
+
+    recorder: EventRecorder
+    component: str
+
+    def event(self, obj: Mapping[str, Any], type: str, reason: str, message: str) -> None:
+        self.recorder.event(obj, type, reason, message, component=self.component)
 
 
 class EventRecorder:
@@ -97,11 +116,18 @@ class EventRecorder:
             return False
         return True
 
-    def event(self, obj: Mapping[str, Any], type: str, reason: str, message: str) -> None:
-        """Record an event about ``obj`` (``type`` Normal or Warning); never blocks, never raises."""
+    def for_component(self, component: str) -> ComponentRecorder:
+        return ComponentRecorder(self, component)
+
+    def event(self, obj: Mapping[str, Any], type: str, reason: str, message: str, *, component: str = "") -> None:
+        """Record an event about ``obj`` (``type`` Normal or Warning); never blocks, never raises.
+
+        ``component`` is the event's source, this recorder's own by default.
+        """
         ref = object_reference(obj)
-        key: EventKey = (ref.get("uid", ""), ref.get("kind", ""), ref.get("namespace", ""), ref.get("name", ""),
-                         reason, message)
+        component = component or self.component
+        key: EventKey = (component, ref.get("uid", ""), ref.get("kind", ""), ref.get("namespace", ""),
+                         ref.get("name", ""), reason, message)
         now = m.now_rfc3339()
         pending = self._pending.get(key)
         if pending is not None:
@@ -113,7 +139,7 @@ class EventRecorder:
             if len(self._pending) >= limit:
                 self.dropped += 1
                 return
-            self._pending[key] = _Pending(ref, type, reason, message[:1024], now, now, 1)
+            self._pending[key] = _Pending(ref, type, reason, message[:1024], now, now, 1, component)
         self._idle.clear()
         self._queue.add(key)
 
@@ -174,9 +200,9 @@ class EventRecorder:
         name = f"{p.ref.get('name', 'unknown')}.{time.time_ns():x}"
         body = {"apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": ns},
                 "involvedObject": p.ref, "reason": p.reason, "message": p.message, "type": p.type,
-                "source": {"component": self.component, **({"host": self.host} if self.host else {})},
+                "source": {"component": p.component, **({"host": self.host} if self.host else {})},
                 "firstTimestamp": p.first, "lastTimestamp": p.last, "count": p.count,
-                "reportingComponent": self.component, "reportingInstance": self.host or self.component}
+                "reportingComponent": p.component, "reportingInstance": self.host or p.component}
         created = await self.client.create(EVENTS, body, namespace=ns)
         return ns, m.name(created) or name
 

@@ -22,7 +22,7 @@ from apimachinery import meta as m
 from apimachinery.errors import StatusError
 from apimachinery.selectors import LabelSelector
 from apiclient.controller import Controller
-from apiclient.events import EventRecorder
+from apiclient.events import EventRecorder, EventSink
 from apiclient.informer import INDEX_NAMESPACE, STANDARD_INDEXERS, Informer
 from apiclient.rest import Resource, RESTClient
 
@@ -123,6 +123,19 @@ class ControllerContext:
         return self.factory.informer(res, **kw)
 
 
+# The event source of each controller, as kube-controller-manager's controllers report themselves.
+_EVENT_SOURCES = {"endpoints": "endpoint-controller", "endpointslice": "endpoint-slice-controller",
+                  "garbagecollector": "garbage-collector-controller",
+                  "horizontalpodautoscaling": "horizontal-pod-autoscaler", "nodelifecycle": "node-controller",
+                  "podgc": "pod-garbage-collector", "replicationcontroller": "replication-controller",
+                  "root-ca-cert-publisher": "root-ca-cert-publisher", "serviceaccount": "service-account-controller"}
+
+
+def event_source(controller: str) -> str:
+    """``deployment`` → ``deployment-controller`` (the ``source.component`` of its events)."""
+    return _EVENT_SOURCES.get(controller, f"{controller}-controller")
+
+
 class BaseController:
     """A named controller: a work queue of keys drained by ``sync(key)`` in workers.
 
@@ -137,7 +150,7 @@ class BaseController:
     def __init__(self, ctx: ControllerContext) -> None:
         self.ctx = ctx
         self.client = ctx.client
-        self.recorder = ctx.recorder
+        self.recorder: EventSink = ctx.recorder.for_component(event_source(self.name))
         self.options = ctx.options
         self.loop = Controller(self.name, self._timed_sync,
                                workers=min(self.default_workers, ctx.options.workers) or 1)

@@ -14,7 +14,7 @@ from typing import Any
 
 from apimachinery import meta as m
 from apimachinery.errors import StatusError
-from apiclient.events import NORMAL, WARNING, EventRecorder
+from apiclient.events import NORMAL, WARNING, EventSink
 from apiclient.rest import PODS, RESTClient
 
 from .expectations import Expectations
@@ -63,7 +63,7 @@ async def delete_pod(client: RESTClient, pod: Mapping[str, Any]) -> bool:
 
 
 class PodControl:
-    def __init__(self, client: RESTClient, recorder: EventRecorder, expectations: Expectations) -> None:
+    def __init__(self, client: RESTClient, recorder: EventSink, expectations: Expectations) -> None:
         self.client = client
         self.recorder = recorder
         self.expectations = expectations

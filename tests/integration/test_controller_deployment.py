@@ -235,6 +235,7 @@ def test_kubectl_rollout_commands(env: tuple[Rest, SimKubelet], api: APICluster)
     assert len(replica_sets(rest, "kctl")) == 4
     described = k("describe", "deploy/kctl").stdout
     assert "NewReplicaSetAvailable" in described and "ScalingReplicaSet" in described
+    assert "deployment-controller" in described  # each controller names itself as the events' source
 
 
 @needs_kubectl

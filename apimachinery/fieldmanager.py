@@ -300,10 +300,13 @@ def record_update(old: Mapping[str, Any] | None, new: dict[str, Any], *, manager
     _store(new, entries)
 
 
-def conflict_error(conflicts: list[tuple[str, str, Path]], *, kind: str, group: str, name: str) -> StatusError:
-    """409 as upstream words it: ``Apply failed with 1 conflict: conflict with "m" using apps/v1: .spec.replicas``."""
-    causes = tuple(StatusCause(type="FieldManagerConflict", message=f'conflict with "{mgr}" using {version}',
-                               field=render_path(path)) for mgr, version, path in conflicts)
+def conflict_error(conflicts: list[tuple[str, str, str, Path]], *, kind: str, group: str, name: str) -> StatusError:
+    """409 as upstream words it: ``Apply failed with 1 conflict: conflict with "m" using apps/v1: .spec.replicas``
+    (``conflict with "m" with subresource "scale" using ...`` when "m" set it through a subresource)."""
+    causes = tuple(StatusCause(
+        type="FieldManagerConflict",
+        message=f'conflict with "{mgr}"' + (f' with subresource "{sub}"' if sub else "") + f" using {version}",
+        field=render_path(path)) for mgr, sub, version, path in conflicts)
     n = len(causes)
     if n == 1:
         message = f"Apply failed with 1 conflict: {causes[0].message}: {causes[0].field}"
@@ -326,7 +329,7 @@ def apply(live: Mapping[str, Any] | None, applied: Mapping[str, Any], merged: di
     entries = _entries(live) if live is not None else []
     key = (manager, "Apply", subresource)
     mine = next((e for e in entries if (e.manager, e.operation, e.subresource) == key), None)
-    conflicts: list[tuple[str, str, Path]] = []
+    conflicts: list[tuple[str, str, str, Path]] = []
     taken: dict[int, FieldSet] = {}
     for i, e in enumerate(entries):
         if e is mine:
@@ -335,7 +338,7 @@ def apply(live: Mapping[str, Any] | None, applied: Mapping[str, Any], merged: di
             if path[-1].startswith(("k:", "v:")):  # list items and set members are shared, never conflicting
                 continue
             if live is not None and value_at(live, path) != value_at(applied, path):
-                conflicts.append((e.manager, e.api_version, path))
+                conflicts.append((e.manager, e.subresource, e.api_version, path))
                 taken.setdefault(i, set()).add(path)
     if conflicts and not force:
         raise conflict_error(conflicts, kind=kind, group=group, name=name)

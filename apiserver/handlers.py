@@ -503,9 +503,10 @@ class Handlers:
     async def _prepare_update(self, info: RequestInfo, user: UserInfo, new: dict[str, Any], current: dict[str, Any], *,
                               status_only: bool, manager: str, dry_run: bool,
                               warnings: list[str] | None = None, applied: dict[str, Any] | None = None,
-                              force: bool = False) -> dict[str, Any]:
+                              force: bool = False, fields_subresource: str | None = None) -> dict[str, Any]:
         """Strategy, field ownership (an Update by ``manager``, or its server-side apply of ``applied``),
-        admission and validation of an update."""
+        admission and validation of an update. ``fields_subresource`` names the subresource the
+        managedFields entry records when it is not the request's own (``scale`` writes the object)."""
         rt = info.rt
         strategy = self.strategy(rt)
         new = m.deep_copy(new)
@@ -519,7 +520,8 @@ class Handlers:
                                      schema=fieldmanager.schema_for(rt.kind, rt.group), force=force,
                                      subresource=info.subresource, kind=rt.kind, group=rt.group, name=info.name)
         else:
-            _record_update(current, new, manager, rt, subresource=info.subresource)
+            _record_update(current, new, manager, rt,
+                           subresource=info.subresource if fields_subresource is None else fields_subresource)
         op = Operation("update", info, user, new, current, dry_run)
         await self.admit(op)
         if warnings is not None:  # retried attempts re-admit: keep each warning once
@@ -810,7 +812,7 @@ class Handlers:
             one = RequestInfo(rt, info.namespace, info.name, "")
             return await self._prepare_update(one, user, new, current, status_only=False,
                                               manager=request.query.get("fieldManager") or _default_manager(request),
-                                              dry_run=dry_run)
+                                              dry_run=dry_run, fields_subresource="scale")
 
         updated = await self._write(info, mutate, dry_run)
         return _json_response(_to_scale(updated))

@@ -112,3 +112,14 @@ def test_conflict_status_over_rest(api: APICluster, ns: str) -> None:
     code, obj, _ = api.request("PATCH", path + "?fieldManager=two&force=true", body,
                                content_type="application/apply-patch+yaml")
     assert code == 200 and obj["spec"]["replicas"] == 2
+
+
+def test_scale_records_its_subresource_and_conflicts_name_it(api: APICluster, ns: str) -> None:
+    api.kubectl("apply", "--server-side", "-f", "-", input=deployment("scaled", ns, replicas=1))
+    api.kubectl("scale", "deploy", "scaled", "-n", ns, "--replicas=3")
+    entries = get(api, ns, "scaled")["metadata"]["managedFields"]
+    scale = [e for e in entries if e.get("subresource") == "scale"]
+    assert len(scale) == 1 and scale[0]["operation"] == "Update" and scale[0]["fieldsV1"] == {"f:spec": {"f:replicas": {}}}
+    out = api.kubectl("apply", "--server-side", "-f", "-", input=deployment("scaled", ns, replicas=1), check=False)
+    assert out.returncode != 0
+    assert f'conflict with "{scale[0]["manager"]}" with subresource "scale" using apps/v1' in out.stderr, out.stderr

@@ -504,6 +504,17 @@ def too_many_requests(message: str, retry_after_seconds: int = 1,
     )
 
 
+def too_large_resource_version(wanted: int, current: int) -> StatusError:
+    """504 Timeout for a read at a resourceVersion the store has not reached (``storage.NewTooLargeResourceVersionError``)."""
+    return StatusError(
+        code=504,
+        reason=REASON_TIMEOUT,
+        message=f"Timeout: Too large resource version: {wanted}, current: {current}",
+        details=StatusDetails(retry_after_seconds=1,
+                              causes=(StatusCause(type="ResourceVersionTooLarge", message="Too large resource version"),)),
+    )
+
+
 def internal_error(error: BaseException | str) -> StatusError:
     """500 InternalError: ``Internal error occurred: <error>`` -- for real bugs only."""
     text = str(error)

@@ -347,27 +347,45 @@ class Handlers:
         if _query_bool(request, "watch"):
             return await self.watch(request, info)
         accept = self._accept_filter(request, rt)
+        filtered = bool(request.query.get("labelSelector") or request.query.get("fieldSelector"))
         limit = _parse_int(request.query.get("limit"), "limit") or 0
         rv = request.query.get("resourceVersion", "")
         match = request.query.get("resourceVersionMatch", "")
         token = request.query.get("continue", "")
+        _validate_list_options(rv, match, token)
         cache = self.caches.get((rt.group, rt.plural))
         if rv == "0" and not token and cache is not None and cache.ready.is_set():
             items, revision = cache.list(info.namespace, accept)
             list_meta: dict[str, Any] = {"resourceVersion": str(revision)}
         else:
             revision = 0
-            if rv and rv != "0":
-                revision = _parse_int(rv, "resourceVersion") or 0
-                if match not in ("Exact",) and not token:
-                    revision = 0  # NotOlderThan: the newest state is never older
+            if rv and rv != "0" and not token:
+                wanted = _parse_int(rv, "resourceVersion") or 0
+                await self._wait_for_revision(wanted)
+                if match == "Exact":
+                    revision = wanted  # else NotOlderThan: the newest state is never older
             result = await self.storage.list(self.storage_type(rt), info.namespace, limit=limit,
-                                             continue_token=token, revision=revision, accept=accept)
+                                             continue_token=token, revision=revision,
+                                             accept=accept if filtered else None)
             items = result.items
             list_meta = {"resourceVersion": str(result.revision)}
             if result.continue_token:
                 list_meta["continue"] = result.continue_token
+                if result.remaining is not None:
+                    list_meta["remainingItemCount"] = result.remaining
         return self._respond_objects(request, rt, items, list_meta=list_meta)
+
+    async def _wait_for_revision(self, wanted: int, timeout: float = 3.0) -> None:
+        """A read "not older than" ``wanted`` waits (as upstream, up to 3 s) for the store to get
+        there; a revision it has not reached by then is refused with upstream's 504."""
+        deadline = time.monotonic() + timeout
+        while True:
+            current = await self.storage.current_revision()
+            if wanted <= current:
+                return
+            if time.monotonic() >= deadline:
+                raise errors.too_large_resource_version(wanted, current)
+            await asyncio.sleep(0.1)
 
     def _respond_objects(self, request: web.Request, rt: ResourceType, items: list[dict[str, Any]], *,
                          single: bool = False, list_meta: dict[str, Any] | None = None) -> web.StreamResponse:
@@ -704,7 +722,9 @@ class Handlers:
                                   detail=f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: "
                                          f"{current['metadata'].get('uid')}")
         if pre.get("resourceVersion") and pre["resourceVersion"] != current["metadata"]["resourceVersion"]:
-            raise errors.conflict(resource=rt.plural, group=rt.group, name=info.name)
+            raise errors.conflict(resource=rt.plural, group=rt.group, name=info.name,
+                                  detail=f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
+                                         f"ResourceVersion in object meta: {current['metadata']['resourceVersion']}")
         dry_run = bool(options.get("dryRun"))
         await self.admit(Operation("delete", info, user, None, current, dry_run, options))
         if dry_run:
@@ -973,6 +993,28 @@ def _blocks_deletion(rt: ResourceType, obj: dict[str, Any], *, ignore_timestamp:
     if ignore_timestamp:
         return False
     return _awaits_kubelet(rt, obj)
+
+
+def _validate_list_options(rv: str, match: str, token: str) -> None:
+    """Upstream's ValidateListOptions for resourceVersionMatch: 422 on ``ListOptions.meta.k8s.io``."""
+    from apimachinery.validation import FieldError
+
+    if not match:
+        return
+    errs = []
+    if not rv:
+        errs.append(FieldError.forbidden("resourceVersionMatch",
+                                         "resourceVersionMatch is forbidden unless resourceVersion is provided"))
+    if token:
+        errs.append(FieldError.forbidden("resourceVersionMatch",
+                                         "resourceVersionMatch is forbidden when continue is provided"))
+    if match not in ("Exact", "NotOlderThan"):
+        errs.append(FieldError.not_supported("resourceVersionMatch", match, ["Exact", "NotOlderThan", ""]))
+    if match == "Exact" and rv == "0":
+        errs.append(FieldError.forbidden("resourceVersionMatch",
+                                         'resourceVersionMatch "exact" is forbidden for resourceVersion "0"'))
+    if errs:
+        raise errors.invalid(kind="ListOptions", group="meta.k8s.io", name="", causes=errs)
 
 
 def _grace_period(rt: ResourceType, obj: dict[str, Any], options: dict[str, Any]) -> int | None:

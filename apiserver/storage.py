@@ -180,7 +180,9 @@ class Storage:
                         next_key = kv.key + b"\x00"
                         more = next_key < end and (result.more or kv is not result.kvs[-1])
                         if more:
-                            return ListResult(items, read_rev, encode_continue(read_rev, next_key), None)
+                            # Unfiltered, this range read every key it counted up to here.
+                            remaining = result.count - len(result.kvs) if accept is None else None
+                            return ListResult(items, read_rev, encode_continue(read_rev, next_key), remaining)
                         return ListResult(items, read_rev, "", None)
             if not result.more or not result.kvs:
                 return ListResult(items, read_rev, "", 0)

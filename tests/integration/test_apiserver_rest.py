@@ -7,6 +7,7 @@ import ssl
 import threading
 import time
 import urllib.request
+import uuid
 
 import pytest
 
@@ -436,3 +437,49 @@ def test_service_allocation_refusals_name_the_field(api: APICluster) -> None:
     # Nothing of the refused Services was stored, and their allocations were handed back.
     assert all(api.request("GET", NS + f"/services/alloc-{n}")[0] == 404 for n in "bcd")
     assert api.request("DELETE", NS + "/services/alloc-a")[0] == 200
+
+
+def test_list_options_are_validated_and_pages_count_what_remains(api: APICluster) -> None:
+    ns = f"lo-{uuid.uuid4().hex[:6]}"
+    assert api.request("POST", "/api/v1/namespaces", {"metadata": {"name": ns}})[0] == 201
+    cms = f"/api/v1/namespaces/{ns}/configmaps"
+    for i in range(5):
+        assert api.request("POST", cms, {"metadata": {"name": f"cm{i}", "labels": {"n": str(i)}}})[0] == 201
+
+    code, page, _ = api.request("GET", cms + "?limit=2")
+    assert code == 200 and page["metadata"]["remainingItemCount"] == 3
+    code, page, _ = api.request("GET", cms + f"?limit=2&continue={page['metadata']['continue']}")
+    assert code == 200 and page["metadata"]["remainingItemCount"] == 1
+    code, page, _ = api.request("GET", cms + f"?limit=2&continue={page['metadata']['continue']}")
+    assert code == 200 and [c["metadata"]["name"] for c in page["items"]] == ["cm4"]
+    assert "remainingItemCount" not in page["metadata"] and "continue" not in page["metadata"]
+    code, page, _ = api.request("GET", cms + "?limit=2&labelSelector=n")  # selectors: no count, as upstream
+    assert code == 200 and "continue" in page["metadata"] and "remainingItemCount" not in page["metadata"]
+
+    for query, message in [
+        ("resourceVersionMatch=NotOlderThan", "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden "
+                                              "unless resourceVersion is provided"),
+        ("resourceVersion=5&resourceVersionMatch=Bogus",
+         'resourceVersionMatch: Unsupported value: "Bogus": supported values: "Exact", "NotOlderThan", ""'),
+        ("resourceVersion=0&resourceVersionMatch=Exact",
+         'resourceVersionMatch: Forbidden: resourceVersionMatch "exact" is forbidden for resourceVersion "0"'),
+    ]:
+        code, status, _ = api.request("GET", cms + "?" + query)
+        assert code == 422 and status["reason"] == "Invalid", (query, status)
+        assert status["message"] == f'ListOptions.meta.k8s.io "" is invalid: {message}', status["message"]
+
+    # A resourceVersion the store has not reached: upstream's 504 (after waiting), never older data.
+    current = int(page["metadata"]["resourceVersion"])
+    code, status, _ = api.request("GET", cms + f"?resourceVersion={current + 10_000}")
+    assert code == 504 and status["reason"] == "Timeout", status
+    assert status["message"].startswith(f"Timeout: Too large resource version: {current + 10_000}, current: ")
+    assert status["details"]["causes"] == [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}]
+    # One it has reached is served, from the newest state (NotOlderThan) or exactly (Exact).
+    code, got, _ = api.request("GET", cms + f"?resourceVersion={current}&resourceVersionMatch=Exact")
+    assert code == 200 and len(got["items"]) == 5
+    # A delete whose resourceVersion precondition fails says so, as upstream.
+    rv = next(c for c in got["items"] if c["metadata"]["name"] == "cm0")["metadata"]["resourceVersion"]
+    code, status, _ = api.request("DELETE", cms + "/cm0", {"preconditions": {"resourceVersion": "1"}})
+    assert code == 409 and status["message"] == (
+        'Operation cannot be fulfilled on configmaps "cm0": Precondition failed: ResourceVersion in precondition: 1, '
+        f"ResourceVersion in object meta: {rv}")

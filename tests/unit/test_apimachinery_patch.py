@@ -632,3 +632,13 @@ def test_absurd_nesting_is_a_bad_request_not_a_crash(fn: Any) -> None:
         fn(_deep(5000))
     except StatusError as exc:
         assert exc.code == 400 and "nested too deeply" in exc.message
+
+
+def test_a_failed_json_patch_test_names_its_path_as_upstream() -> None:
+    ops = [{"op": "replace", "path": "/data/a", "value": "2"}, {"op": "test", "path": "/data/a", "value": "2"},
+           {"op": "test", "path": "/data/b", "value": 5}]
+    with pytest.raises(StatusError) as err:
+        json_patch({"data": {"a": "1", "b": 1}}, ops)
+    assert err.value.code == 422
+    assert err.value.message.endswith("testing value /data/b failed: test failed")
+    assert "class" not in err.value.message

@@ -46,6 +46,7 @@ CONTROLLERS: dict[str, str] = {
     "root-ca-cert-publisher": "controllers.serviceaccount:RootCAPublisher",
     "endpoints": "controllers.endpoints:EndpointsController",
     "endpointslice": "controllers.endpoints:EndpointSliceController",
+    "endpointslicemirroring": "controllers.endpointslicemirroring:EndpointSliceMirroringController",
     "nodelifecycle": "controllers.nodelifecycle:NodeLifecycleController",
     "job": "controllers.job:JobController",
     "cronjob": "controllers.cronjob:CronJobController",

@@ -234,6 +234,51 @@ def _validate_workload(obj: dict[str, Any], old: dict[str, Any] | None) -> list[
         errs.append(FieldError.required(Path.of("spec", "template", "spec"), ""))
     else:
         errs.extend(_containers(pod_spec, Path.of("spec", "template", "spec")))
+        errs.extend(_restart_policy(pod_spec, ("Always",)))
+    return errs
+
+
+def _restart_policy(pod_spec: dict[str, Any], allowed: tuple[str, ...]) -> list[FieldError]:
+    """Upstream: workload templates allow only Always, Job templates only OnFailure/Never (unset defaults to Always)."""
+    policy = pod_spec.get("restartPolicy") or "Always"
+    path = Path.of("spec", "template", "spec", "restartPolicy")
+    if policy in allowed:
+        return []
+    if allowed == ("Always",):
+        return [FieldError.not_supported(path, policy, list(allowed))]
+    return [FieldError.required(path, "valid values: " + ", ".join(f'"{a}"' for a in allowed))]
+
+
+def _non_negative(spec: dict[str, Any], field: str) -> list[FieldError]:
+    val = spec.get(field)
+    if val is not None and (not isinstance(val, int) or isinstance(val, bool) or val < 0):
+        return [FieldError.invalid(Path.of("spec", field), val, "must be greater than or equal to 0")]
+    return []
+
+
+def _validate_job(obj: dict[str, Any], old: dict[str, Any] | None) -> list[FieldError]:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [FieldError.required(Path.of("spec"), "")]
+    errs: list[FieldError] = []
+    for field in ("parallelism", "completions", "backoffLimit"):
+        errs.extend(_non_negative(spec, field))
+    template = spec.get("template")
+    if not isinstance(template, dict):
+        errs.append(FieldError.required(Path.of("spec", "template"), ""))
+        return errs
+    pod_spec = template.get("spec")
+    if not isinstance(pod_spec, dict):
+        errs.append(FieldError.required(Path.of("spec", "template", "spec"), ""))
+    else:
+        errs.extend(_containers(pod_spec, Path.of("spec", "template", "spec")))
+        errs.extend(_restart_policy(pod_spec, ("OnFailure", "Never")))
+    if old is not None:
+        old_spec = old.get("spec") or {}
+        if old_spec.get("template") != template:
+            errs.append(FieldError.invalid(Path.of("spec", "template"), template, "field is immutable"))
+        if old_spec.get("selector") is not None and old_spec.get("selector") != spec.get("selector"):
+            errs.append(FieldError.invalid(Path.of("spec", "selector"), spec.get("selector"), "field is immutable"))
     return errs
 
 
@@ -268,4 +313,5 @@ _KIND_VALIDATORS: dict[tuple[str, str], Callable[[dict[str, Any], dict[str, Any]
     ("apps", "StatefulSet"): _validate_workload,
     ("apps", "DaemonSet"): _validate_workload,
     ("", "Service"): _validate_service,
+    ("batch", "Job"): _validate_job,
 }

@@ -1,0 +1,47 @@
+"""Workload validation as upstream 1.32: invalid objects are answered 422 Invalid with the field path in
+details.causes, and nothing is stored."""
+
+from __future__ import annotations
+
+from tests.harness.apicluster import APICluster
+
+NS = "default"
+
+
+def _template(policy: str | None) -> dict:
+    spec: dict = {"containers": [{"name": "c", "image": "busybox"}]}
+    if policy:
+        spec["restartPolicy"] = policy
+    return {"metadata": {"labels": {"app": "v"}}, "spec": spec}
+
+
+def _rejected(api: APICluster, path: str, obj: dict, field: str, text: str) -> None:
+    code, out, _ = api.request("POST", path, obj)
+    assert code == 422, (code, out)
+    assert out["reason"] == "Invalid"
+    assert any(c["field"] == field for c in out["details"]["causes"]), out
+    assert text in out["message"], out["message"]
+    code, _, _ = api.request("GET", f"{path}/{obj['metadata']['name']}")
+    assert code == 404
+
+
+def test_deployment_template_restart_policy_must_be_always(api: APICluster) -> None:
+    obj = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "rp-never"},
+           "spec": {"selector": {"matchLabels": {"app": "v"}}, "template": _template("Never")}}
+    _rejected(api, f"/apis/apps/v1/namespaces/{NS}/deployments", obj, "spec.template.spec.restartPolicy",
+              'Deployment.apps "rp-never" is invalid: spec.template.spec.restartPolicy: Unsupported value: '
+              '"Never": supported values: "Always"')
+
+
+def test_job_template_restart_policy_and_counts(api: APICluster) -> None:
+    jobs = f"/apis/batch/v1/namespaces/{NS}/jobs"
+    obj = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "rp-always"},
+           "spec": {"template": _template(None)}}
+    _rejected(api, jobs, obj, "spec.template.spec.restartPolicy",
+              'spec.template.spec.restartPolicy: Required value: valid values: "OnFailure", "Never"')
+    obj = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "neg"},
+           "spec": {"backoffLimit": -1, "template": _template("Never")}}
+    _rejected(api, jobs, obj, "spec.backoffLimit", "must be greater than or equal to 0")
+    obj = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "empty"},
+           "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": []}}}}
+    _rejected(api, jobs, obj, "spec.template.spec.containers", "spec.template.spec.containers: Required value")

@@ -179,6 +179,16 @@ def _containers(spec: dict[str, Any], path: Path) -> list[FieldError]:
             seen.add(name)
         if not c.get("image"):
             errs.append(FieldError.required(cp.child("image"), ""))
+        for j, port in enumerate(c.get("ports") or []):
+            if not isinstance(port, dict):
+                continue
+            pp = cp.child("ports").index(j)
+            for field in ("containerPort", "hostPort"):
+                num = port.get(field)
+                if field == "hostPort" and num in (None, 0):
+                    continue
+                if not isinstance(num, int) or isinstance(num, bool) or not 1 <= num <= 65535:
+                    errs.append(FieldError.invalid(pp.child(field), num, "must be between 1 and 65535, inclusive"))
     return errs
 
 
@@ -235,6 +245,32 @@ def _validate_workload(obj: dict[str, Any], old: dict[str, Any] | None) -> list[
     else:
         errs.extend(_containers(pod_spec, Path.of("spec", "template", "spec")))
         errs.extend(_restart_policy(pod_spec, ("Always",)))
+    return errs
+
+
+def _is_zero(val: Any) -> bool:
+    return val in (0, "0", "0%")
+
+
+def _validate_deployment(obj: dict[str, Any], old: dict[str, Any] | None) -> list[FieldError]:
+    errs = _validate_workload(obj, old)
+    strategy = (obj.get("spec") or {}).get("strategy")
+    if not isinstance(strategy, dict):
+        return errs
+    stype = strategy.get("type") or "RollingUpdate"
+    path = Path.of("spec", "strategy")
+    if stype not in ("RollingUpdate", "Recreate"):
+        errs.append(FieldError.not_supported(path.child("type"), stype, ["Recreate", "RollingUpdate"]))
+    ru = strategy.get("rollingUpdate")
+    if stype == "Recreate" and ru is not None:
+        errs.append(FieldError.forbidden(path.child("rollingUpdate"),
+                                         "may not be specified when strategy `type` is 'Recreate'"))
+    elif stype == "RollingUpdate" and isinstance(ru, dict):
+        surge = ru.get("maxSurge", "25%")
+        unavailable = ru.get("maxUnavailable", "25%")
+        if _is_zero(surge) and _is_zero(unavailable):
+            errs.append(FieldError.invalid(path.child("rollingUpdate").child("maxUnavailable"), unavailable,
+                                           "may not be 0 when maxSurge is 0"))
     return errs
 
 
@@ -308,7 +344,7 @@ def _validate_service(obj: dict[str, Any], old: dict[str, Any] | None) -> list[F
 
 _KIND_VALIDATORS: dict[tuple[str, str], Callable[[dict[str, Any], dict[str, Any] | None], list[FieldError]]] = {
     ("", "Pod"): _validate_pod,
-    ("apps", "Deployment"): _validate_workload,
+    ("apps", "Deployment"): _validate_deployment,
     ("apps", "ReplicaSet"): _validate_workload,
     ("apps", "StatefulSet"): _validate_workload,
     ("apps", "DaemonSet"): _validate_workload,

@@ -45,3 +45,23 @@ def test_job_template_restart_policy_and_counts(api: APICluster) -> None:
     obj = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "empty"},
            "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": []}}}}
     _rejected(api, jobs, obj, "spec.template.spec.containers", "spec.template.spec.containers: Required value")
+
+
+def test_deployment_strategy_and_ports(api: APICluster) -> None:
+    deps = f"/apis/apps/v1/namespaces/{NS}/deployments"
+
+    def dep(name: str, strategy: dict, template: dict | None = None) -> dict:
+        return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+                "spec": {"selector": {"matchLabels": {"app": "v"}}, "strategy": strategy,
+                         "template": template or _template(None)}}
+
+    _rejected(api, deps, dep("zero", {"rollingUpdate": {"maxSurge": 0, "maxUnavailable": 0}}),
+              "spec.strategy.rollingUpdate.maxUnavailable", "may not be 0 when maxSurge is 0")
+    _rejected(api, deps, dep("bogus", {"type": "Bogus"}), "spec.strategy.type",
+              'Unsupported value: "Bogus": supported values: "Recreate", "RollingUpdate"')
+    _rejected(api, deps, dep("recreate", {"type": "Recreate", "rollingUpdate": {"maxSurge": 1}}),
+              "spec.strategy.rollingUpdate", "Forbidden")
+    tpl = _template(None)
+    tpl["spec"]["containers"][0]["ports"] = [{"containerPort": 70000}]
+    _rejected(api, deps, dep("port", {}, tpl), "spec.template.spec.containers[0].ports[0].containerPort",
+              "must be between 1 and 65535, inclusive")

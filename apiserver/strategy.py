@@ -342,6 +342,23 @@ def _validate_service(obj: dict[str, Any], old: dict[str, Any] | None) -> list[F
     return errs
 
 
+def _validate_config_data(obj: dict[str, Any], old: dict[str, Any] | None) -> list[FieldError]:
+    errs: list[FieldError] = []
+    for field in ("data", "binaryData", "stringData"):
+        data = obj.get(field)
+        if not isinstance(data, dict):
+            continue
+        for key in data:
+            for msg in v.is_config_map_key(str(key)):
+                errs.append(FieldError.invalid(Path.of(field).key(str(key)), key, msg))
+    if obj.get("kind") == "Secret" and obj.get("type") == "kubernetes.io/tls":
+        data = {**(obj.get("data") or {}), **(obj.get("stringData") or {})}
+        for key in ("tls.crt", "tls.key"):
+            if key not in data:
+                errs.append(FieldError.required(Path.of("data").key(key), ""))
+    return errs
+
+
 _KIND_VALIDATORS: dict[tuple[str, str], Callable[[dict[str, Any], dict[str, Any] | None], list[FieldError]]] = {
     ("", "Pod"): _validate_pod,
     ("apps", "Deployment"): _validate_deployment,
@@ -350,4 +367,6 @@ _KIND_VALIDATORS: dict[tuple[str, str], Callable[[dict[str, Any], dict[str, Any]
     ("apps", "DaemonSet"): _validate_workload,
     ("", "Service"): _validate_service,
     ("batch", "Job"): _validate_job,
+    ("", "ConfigMap"): _validate_config_data,
+    ("", "Secret"): _validate_config_data,
 }

@@ -65,3 +65,12 @@ def test_deployment_strategy_and_ports(api: APICluster) -> None:
     tpl["spec"]["containers"][0]["ports"] = [{"containerPort": 70000}]
     _rejected(api, deps, dep("port", {}, tpl), "spec.template.spec.containers[0].ports[0].containerPort",
               "must be between 1 and 65535, inclusive")
+
+
+def test_config_keys_and_tls_secret(api: APICluster) -> None:
+    _rejected(api, f"/api/v1/namespaces/{NS}/configmaps",
+              {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "badkey"}, "data": {"a b": "x"}},
+              "data[a b]", "data[a b]: Invalid value: \"a b\": a valid config key must consist of alphanumeric")
+    _rejected(api, f"/api/v1/namespaces/{NS}/secrets",
+              {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "tls"}, "type": "kubernetes.io/tls",
+               "data": {"tls.crt": "eA=="}}, "data[tls.key]", "Required value")

@@ -328,6 +328,7 @@ def _validate_service(obj: dict[str, Any], old: dict[str, Any] | None) -> list[F
     ports = spec.get("ports") or []
     if stype != "ExternalName" and not ports and spec.get("clusterIP") != "None":
         errs.append(FieldError.required(Path.of("spec", "ports"), ""))
+    port_names: set[str] = set()
     for i, port in enumerate(ports):
         p = Path.of("spec", "ports").index(i)
         num = port.get("port") if isinstance(port, dict) else None
@@ -335,6 +336,11 @@ def _validate_service(obj: dict[str, Any], old: dict[str, Any] | None) -> list[F
             errs.append(FieldError.invalid(p.child("port"), num, "must be between 1 and 65535, inclusive"))
         if len(ports) > 1 and isinstance(port, dict) and not port.get("name"):
             errs.append(FieldError.required(p.child("name"), ""))
+        pname = port.get("name") if isinstance(port, dict) else None
+        if pname:
+            if pname in port_names:
+                errs.append(FieldError.duplicate(p.child("name"), pname))
+            port_names.add(pname)
     if old is not None:
         old_ip = (old.get("spec") or {}).get("clusterIP")
         if old_ip and spec.get("clusterIP") not in (None, "", old_ip):

@@ -74,3 +74,10 @@ def test_config_keys_and_tls_secret(api: APICluster) -> None:
     _rejected(api, f"/api/v1/namespaces/{NS}/secrets",
               {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "tls"}, "type": "kubernetes.io/tls",
                "data": {"tls.crt": "eA=="}}, "data[tls.key]", "Required value")
+
+
+def test_service_duplicate_port_names(api: APICluster) -> None:
+    _rejected(api, f"/api/v1/namespaces/{NS}/services",
+              {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "dup"},
+               "spec": {"ports": [{"name": "http", "port": 80}, {"name": "http", "port": 81}]}},
+              "spec.ports[1].name", 'spec.ports[1].name: Duplicate value: "http"')

@@ -15,6 +15,7 @@ from apimachinery import meta as m
 from apimachinery.defaults import apply_defaults, default_status
 from apimachinery import validation as v
 from apimachinery.registry import ResourceType
+from apimachinery.selectors import LabelSelector
 from apimachinery.validation import FieldError, Path
 
 # Resources whose names must be DNS-1123 labels (the rest: subdomains), as upstream validates them.
@@ -66,6 +67,24 @@ def _fold_string_data(rt: ResourceType, obj: dict[str, Any]) -> None:
         obj["data"] = data
 
 
+def _generate_job_selector(job: dict[str, Any]) -> None:
+    """Upstream's Job strategy on create: unless ``spec.manualSelector``, the pods of the Job are
+    selected by its uid (``batch.kubernetes.io/controller-uid``), and the template carries that and
+    the Job's name (in both label forms), so ``kubectl logs job/NAME`` finds exactly its pods."""
+    spec = job.setdefault("spec", {})
+    if spec.get("manualSelector") is True:
+        return
+    meta = job["metadata"]
+    uid, name = meta["uid"], meta.get("name", "")
+    template = spec.setdefault("template", {})
+    labels = template.setdefault("metadata", {}).setdefault("labels", {})
+    for key, value in (("job-name", name), ("batch.kubernetes.io/job-name", name),
+                       ("controller-uid", uid), ("batch.kubernetes.io/controller-uid", uid)):
+        labels.setdefault(key, value)  # labels the user set stay (validation refuses a mismatch)
+    selector = spec.setdefault("selector", {})
+    selector.setdefault("matchLabels", {}).setdefault("batch.kubernetes.io/controller-uid", uid)
+
+
 def supported_fields(rt: ResourceType) -> tuple[str, ...]:
     return ("metadata.name", "metadata.namespace", *FIELD_LABELS.get(rt.plural, ()))
 
@@ -98,6 +117,8 @@ class Strategy:
         # create=True adds the namespace's "kubernetes" finalizer (the namespace controller removes it).
         apply_defaults(self.rt.group, self.rt.version, self.rt.kind, obj, create=True)
         default_status(self.rt.group, self.rt.version, self.rt.kind, obj)
+        if (self.rt.group, self.rt.kind) == ("batch", "Job"):
+            _generate_job_selector(obj)
 
     # ------------------------------------------------------------------ update
 
@@ -212,8 +233,6 @@ def _validate_pod(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Field
 
 
 def _validate_workload(obj: dict[str, Any], old: dict[str, Any] | None) -> list[FieldError]:
-    from apimachinery.selectors import LabelSelector
-
     spec = obj.get("spec")
     if not isinstance(spec, dict):
         return [FieldError.required(Path.of("spec"), "")]
@@ -309,6 +328,15 @@ def _validate_job(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Field
     else:
         errs.extend(_containers(pod_spec, Path.of("spec", "template", "spec")))
         errs.extend(_restart_policy(pod_spec, ("OnFailure", "Never")))
+    selector = spec.get("selector")
+    if isinstance(selector, dict) and selector:  # generated on create unless manualSelector
+        labels = (template.get("metadata") or {}).get("labels") or {}
+        try:
+            if not LabelSelector.from_structured(selector).matches(labels):
+                errs.append(FieldError.invalid(Path.of("spec", "template", "metadata", "labels"), labels,
+                                               "`selector` does not match template `labels`"))
+        except Exception as exc:  # noqa: BLE001 - a bad selector is a validation error
+            errs.append(FieldError.invalid(Path.of("spec", "selector"), selector, str(exc)))
     if old is not None:
         old_spec = old.get("spec") or {}
         if old_spec.get("template") != template:

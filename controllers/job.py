@@ -161,6 +161,14 @@ class JobController(PodOwner):
             pod["metadata"].setdefault("annotations", {})[INDEX_ANNOTATION] = str(index)
             pod["metadata"]["labels"][INDEX_LABEL] = str(index)
             pod["spec"].setdefault("hostname", f"{name}-{index}")
+            # As upstream: every container learns its index from the annotation.
+            index_env = {"name": "JOB_COMPLETION_INDEX",
+                         "valueFrom": {"fieldRef": {"fieldPath": f"metadata.annotations['{INDEX_ANNOTATION}']"}}}
+            for key in ("initContainers", "containers"):
+                for container in pod["spec"].get(key) or []:
+                    env = container.setdefault("env", [])
+                    if not any(e.get("name") == "JOB_COMPLETION_INDEX" for e in env):
+                        env.append(dict(index_env))
         return pod
 
     async def _remove_finalizer(self, pod: Obj) -> None:

@@ -93,6 +93,34 @@ def test_indexed_job_reports_completed_indexes(env: tuple[Rest, SimKubelet]) -> 
                      for p in job_pods(rest, "idx"))
     assert indexes == ["0", "1", "2"]
     assert {p["spec"]["hostname"] for p in job_pods(rest, "idx")} == {"idx-0", "idx-1", "idx-2"}
+    # Each container learns its index, as upstream: an env var read from the annotation.
+    for pod in job_pods(rest, "idx"):
+        env = {e["name"]: e for e in pod["spec"]["containers"][0].get("env") or []}
+        assert env["JOB_COMPLETION_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"] == \
+            "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+
+
+def test_the_server_selects_a_jobs_pods_by_its_uid(env: tuple[Rest, SimKubelet]) -> None:
+    """As upstream's Job strategy: spec.selector and the template's labels name the Job's uid, so
+    `kubectl logs job/NAME` (which lists pods by spec.selector) finds this Job's pods and no others."""
+    rest, _ = env
+    created = job(rest, "sel", "Succeeded")
+    uid = created["metadata"]["uid"]
+    assert created["spec"]["selector"] == {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+    labels = created["spec"]["template"]["metadata"]["labels"]
+    assert {k: labels[k] for k in ("job-name", "batch.kubernetes.io/job-name", "controller-uid",
+                                   "batch.kubernetes.io/controller-uid")} == {
+        "job-name": "sel", "batch.kubernetes.io/job-name": "sel", "controller-uid": uid,
+        "batch.kubernetes.io/controller-uid": uid}
+    assert labels["app"] == "sel"
+    wait_for(lambda: condition(rest, "sel", "Complete"), 60, "Complete")
+    selected = rest.items(f"{PODS}?labelSelector=batch.kubernetes.io/controller-uid%3D{uid}")
+    assert selected and all(p["metadata"]["labels"]["job-name"] == "sel" for p in selected)
+    # The template (and so the generated labels) cannot change afterwards.
+    current = get(rest, "sel")
+    current["spec"]["template"]["metadata"]["labels"]["controller-uid"] = "other"
+    status = rest.call("PUT", f"{JOBS}/sel", current, ok=(422,))
+    assert "field is immutable" in status["message"]
 
 
 def test_suspend_and_resume(env: tuple[Rest, SimKubelet]) -> None:

@@ -220,9 +220,11 @@ async def _attach(server: APIServer, request: web.Request, pod: dict[str, Any]) 
 async def _container_stream(server: APIServer, request: web.Request, pod: dict[str, Any],
                             what: str) -> web.StreamResponse:
     """exec and attach: the same channel protocol, relayed to the kubelet's /exec or /attach."""
-    _require_websocket(request, what, "v5.channel.k8s.io")
+    # Validate pod, container and node first so both kubectl's WebSocket attempt and its SPDY fallback
+    # get the real reason (as upstream), then require WebSocket.
     container = choose_container(pod, request.query.get("container", ""))
     base = await _kubelet_location(server, pod)
+    _require_websocket(request, what, "v5.channel.k8s.io")
     meta = pod.get("metadata") or {}
     url = f"{base}/{what}/{quote(meta.get('namespace', ''))}/{quote(meta.get('name', ''))}/{quote(container)}"
     params = [(k, v) for k, v in request.query.items() if k in EXEC_PARAMS]
@@ -277,8 +279,8 @@ async def _port_forward(server: APIServer, request: web.Request, pod: dict[str, 
 
     Plain SPDY upgrades (kubectl's fallback when the WebSocket is refused) are answered 400.
     """
-    _require_websocket(request, "port-forward", f"{SPDY_TUNNEL_PROTOCOL} or v4.channel.k8s.io")
     base = await _kubelet_location(server, pod)
+    _require_websocket(request, "port-forward", f"{SPDY_TUNNEL_PROTOCOL} or v4.channel.k8s.io")
     meta = pod.get("metadata") or {}
     url = f"{base}/portForward/{quote(meta.get('namespace', ''))}/{quote(meta.get('name', ''))}"
     offered = _offered(request)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import base64
 from typing import Any, Callable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apimachinery import meta as m
 from apimachinery.defaults import apply_defaults, default_status
 from apimachinery import validation as v
+from apimachinery.cron import CronError, Schedule
 from apimachinery.registry import ResourceType
 from apimachinery.selectors import LabelSelector
 from apimachinery.validation import FieldError, Path
@@ -393,6 +395,31 @@ def _validate_config_data(obj: dict[str, Any], old: dict[str, Any] | None) -> li
     return errs
 
 
+def _validate_cronjob(obj: dict[str, Any], old: dict[str, Any] | None) -> list[FieldError]:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [FieldError.required(Path.of("spec"), "")]
+    schedule = spec.get("schedule")
+    path = Path.of("spec", "schedule")
+    if not isinstance(schedule, str) or not schedule:
+        return [FieldError.required(path, "")]
+    errs: list[FieldError] = []
+    if "TZ" in schedule:
+        errs.append(FieldError.invalid(path, schedule, "cannot use TZ or CRON_TZ in schedule, use timeZone field instead"))
+    else:
+        try:
+            Schedule.parse(schedule)
+        except CronError as exc:
+            errs.append(FieldError.invalid(path, schedule, str(exc)))
+    zone = spec.get("timeZone")
+    if zone is not None:
+        try:
+            ZoneInfo(str(zone))
+        except (ZoneInfoNotFoundError, ValueError):
+            errs.append(FieldError.invalid(Path.of("spec", "timeZone"), zone, f"unknown time zone {zone}"))
+    return errs
+
+
 _KIND_VALIDATORS: dict[tuple[str, str], Callable[[dict[str, Any], dict[str, Any] | None], list[FieldError]]] = {
     ("", "Pod"): _validate_pod,
     ("apps", "Deployment"): _validate_deployment,
@@ -401,6 +428,7 @@ _KIND_VALIDATORS: dict[tuple[str, str], Callable[[dict[str, Any], dict[str, Any]
     ("apps", "DaemonSet"): _validate_workload,
     ("", "Service"): _validate_service,
     ("batch", "Job"): _validate_job,
+    ("batch", "CronJob"): _validate_cronjob,
     ("", "ConfigMap"): _validate_config_data,
     ("", "Secret"): _validate_config_data,
 }

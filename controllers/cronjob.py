@@ -32,7 +32,7 @@ from apiclient.rest import resource
 
 from . import podutil as pu
 from .context import BaseController, ChildEvents, ControllerContext
-from .cron import CronError, Schedule
+from apimachinery.cron import CronError, Schedule
 from .job import JOBS, is_finished
 
 log = logging.getLogger("controllers.cronjob")

@@ -81,3 +81,25 @@ def test_service_duplicate_port_names(api: APICluster) -> None:
               {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "dup"},
                "spec": {"ports": [{"name": "http", "port": 80}, {"name": "http", "port": 81}]}},
               "spec.ports[1].name", 'spec.ports[1].name: Duplicate value: "http"')
+
+
+def test_cronjob_schedule_and_time_zone_are_validated(api: APICluster) -> None:
+    path = "/apis/batch/v1/namespaces/default/cronjobs"
+
+    def cronjob(name: str, schedule: str, **spec: object) -> dict:
+        return {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": name},
+                "spec": {"schedule": schedule, **spec, "jobTemplate": {"spec": {"template": {"spec": {
+                    "restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}}}}
+
+    for name, schedule, spec, field in [("cj-bogus", "bogus", {}, "spec.schedule"),
+                                        ("cj-61", "61 * * * *", {}, "spec.schedule"),
+                                        ("cj-tz", "TZ=UTC 0 * * * *", {}, "spec.schedule"),
+                                        ("cj-zone", "0 * * * *", {"timeZone": "Nowhere/Atlantis"}, "spec.timeZone")]:
+        code, status, _ = api.request("POST", path, cronjob(name, schedule, **spec))
+        assert code == 422 and status["reason"] == "Invalid", (name, status)
+        assert [c["field"] for c in status["details"]["causes"]] == [field], status
+        assert status["message"].startswith(f'CronJob.batch "{name}" is invalid: {field}: Invalid value:')
+        assert api.request("GET", f"{path}/{name}")[0] == 404
+    for name, schedule in [("cj-ok", "*/5 * * * *"), ("cj-hourly", "@hourly")]:
+        assert api.request("POST", path, cronjob(name, schedule, timeZone="Europe/Berlin"))[0] == 201
+        assert api.request("DELETE", f"{path}/{name}")[0] == 200

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from controllers.cron import CronError, Schedule, parse_duration
+from apimachinery.cron import CronError, Schedule, parse_duration
 from controllers.cronjob import job_name
 
 T = datetime(2025, 3, 14, 10, 7, 30, tzinfo=UTC)  # a Friday

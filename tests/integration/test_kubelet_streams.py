@@ -247,3 +247,14 @@ def test_attach_again_after_the_kubelet_was_killed(api: APICluster, env: Env, ku
             break
         time.sleep(0.5)
     assert "got:after" in out and "stdin-closed" not in out
+
+
+def test_kubectl_exec_errors_are_upstreams(api: APICluster, env: Env) -> None:
+    # the pod, container and node are checked before the WebSocket is required: kubectl's WebSocket
+    # attempt and its SPDY fallback both print the real reason
+    env.pod("errs", [shell("c", "sleep 600")])
+    env.wait_pod("errs", running_ready, 30)
+    out = api.kubectl("exec", "-n", env.ns, "errs", "-c", "nope", "--", "true", check=False, timeout=60)
+    assert out.returncode != 0
+    assert "container nope is not valid for pod errs" in out.stderr, out.stderr
+    assert "unsupported upgrade" not in out.stderr

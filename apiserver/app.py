@@ -29,7 +29,7 @@ from apimachinery.errors import StatusError
 from apimachinery.registry import Registry, ResourceType
 from kvstore.client import EtcdClient, Unavailable
 
-from . import discovery, openapi, requestinfo
+from . import impersonation, discovery, openapi, requestinfo
 from .admission import AdmissionChain, NamespaceLifecycle
 from .admission_plugins import standard_plugins as standard_admission_plugins
 from .allocator import Allocator
@@ -282,6 +282,14 @@ class APIServer:
                 if request.headers.get("Authorization") or path not in PUBLIC_PATHS:
                     raise errors.unauthorized()
                 user = ANONYMOUS
+            if impersonation.requested(request.headers):
+                real = user
+                user = await impersonation.impersonate(real, request.headers, self.authorizer.authorize)
+                headers = request.headers.copy()
+                for key in [k for k in headers if k.lower().startswith("impersonate-")]:
+                    headers.popall(key, None)
+                request = request.clone(headers=headers)
+                request["impersonator"] = real
             request["user"] = user
             response = await handler(request)
             code = response.status
@@ -306,7 +314,9 @@ class APIServer:
             verb = request.get("verb", verb)
             self._requests.labels(verb, resource, str(code)).inc()
             if self.audit is not None:
-                self.audit.record(verb=verb.lower(), uri=request.path_qs, user=request.get("user"),
+                impersonator = request.get("impersonator")
+                self.audit.record(verb=verb.lower(), uri=request.path_qs, user=impersonator or request.get("user"),
+                                  impersonated_user=request.get("user") if impersonator else None,
                                   source_ip=request.remote or "", user_agent=request.headers.get("User-Agent", ""),
                                   info=request.get("info"), code=code, received=received, completed=time.time())
             if verb != "watch":

@@ -25,7 +25,8 @@ class AuditLog:
         self._file: IO[bytes] = open(path, "ab", buffering=0)
 
     def record(self, *, verb: str, uri: str, user: UserInfo | None, source_ip: str, user_agent: str,
-               info: RequestInfo | None, code: int, received: float, completed: float) -> None:
+               info: RequestInfo | None, code: int, received: float, completed: float,
+               impersonated_user: UserInfo | None = None) -> None:
         event: dict[str, Any] = {
             "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata", "auditID": str(uuid.uuid4()),
             "stage": "ResponseComplete", "requestURI": uri, "verb": verb,
@@ -36,6 +37,11 @@ class AuditLog:
         }
         if user is not None and user.uid:
             event["user"]["uid"] = user.uid
+        if impersonated_user is not None:
+            event["impersonatedUser"] = {"username": impersonated_user.name,
+                                         "groups": list(impersonated_user.groups)}
+            if impersonated_user.uid:
+                event["impersonatedUser"]["uid"] = impersonated_user.uid
         if info is not None:
             ref = {"resource": info.rt.plural, "apiVersion": info.rt.version}
             if info.rt.group:

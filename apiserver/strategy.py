@@ -420,6 +420,22 @@ def _validate_cronjob(obj: dict[str, Any], old: dict[str, Any] | None) -> list[F
     return errs
 
 
+def _validate_ingress(obj: dict[str, Any], old: dict[str, Any] | None) -> list[FieldError]:
+    errs: list[FieldError] = []
+    rules = (obj.get("spec") or {}).get("rules") or []
+    for i, rule in enumerate(rules if isinstance(rules, list) else []):
+        paths = ((rule.get("http") or {}).get("paths") or []) if isinstance(rule, dict) else []
+        for j, item in enumerate(paths if isinstance(paths, list) else []):
+            p = Path.of("spec", "rules").index(i).child("http").child("paths").index(j)
+            kind = item.get("pathType") if isinstance(item, dict) else None
+            if kind is None:
+                errs.append(FieldError.required(p.child("pathType"), "pathType must be specified"))
+            elif kind not in ("Exact", "Prefix", "ImplementationSpecific"):
+                errs.append(FieldError.not_supported(p.child("pathType"), kind,
+                                                     ["Exact", "ImplementationSpecific", "Prefix"]))
+    return errs
+
+
 _KIND_VALIDATORS: dict[tuple[str, str], Callable[[dict[str, Any], dict[str, Any] | None], list[FieldError]]] = {
     ("", "Pod"): _validate_pod,
     ("apps", "Deployment"): _validate_deployment,
@@ -429,6 +445,7 @@ _KIND_VALIDATORS: dict[tuple[str, str], Callable[[dict[str, Any], dict[str, Any]
     ("", "Service"): _validate_service,
     ("batch", "Job"): _validate_job,
     ("batch", "CronJob"): _validate_cronjob,
+    ("networking.k8s.io", "Ingress"): _validate_ingress,
     ("", "ConfigMap"): _validate_config_data,
     ("", "Secret"): _validate_config_data,
 }

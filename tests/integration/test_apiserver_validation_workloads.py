@@ -103,3 +103,19 @@ def test_cronjob_schedule_and_time_zone_are_validated(api: APICluster) -> None:
     for name, schedule in [("cj-ok", "*/5 * * * *"), ("cj-hourly", "@hourly")]:
         assert api.request("POST", path, cronjob(name, schedule, timeZone="Europe/Berlin"))[0] == 201
         assert api.request("DELETE", f"{path}/{name}")[0] == 200
+
+
+def test_ingress_paths_need_a_path_type(api: APICluster) -> None:
+    path = "/apis/networking.k8s.io/v1/namespaces/default/ingresses"
+    backend = {"service": {"name": "web", "port": {"number": 80}}}
+    body = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "no-type"},
+            "spec": {"rules": [{"host": "a.example", "http": {"paths": [
+                {"path": "/", "pathType": "Prefix", "backend": backend}, {"path": "/x", "backend": backend}]}}]}}
+    code, status, _ = api.request("POST", path, body)
+    assert code == 422 and status["message"] == (
+        'Ingress.networking.k8s.io "no-type" is invalid: spec.rules[0].http.paths[1].pathType: '
+        "Required value: pathType must be specified")
+    assert api.request("GET", f"{path}/no-type")[0] == 404
+    body["spec"]["rules"][0]["http"]["paths"][1]["pathType"] = "Exact"
+    assert api.request("POST", path, body)[0] == 201
+    assert api.request("DELETE", f"{path}/no-type")[0] == 200

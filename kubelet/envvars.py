@@ -133,6 +133,42 @@ def _referenced(lookup: Lookup, kind: str, namespace: str, ref: Obj) -> dict[str
     return _data(obj, kind)
 
 
+def _env_name(name: str) -> str:
+    return name.upper().replace("-", "_")
+
+
+def service_link_env(services: list[Obj]) -> dict[str, str]:
+    """The Docker-link-style variables of Services, as the kubelet gives a pod with
+    ``enableServiceLinks`` (upstream's ``envvars.FromServices``): ``<NAME>_SERVICE_HOST``,
+    ``<NAME>_SERVICE_PORT[_<PORTNAME>]``, ``<NAME>_PORT`` and ``<NAME>_PORT_<port>_<PROTO>[_PROTO|_PORT|_ADDR]``,
+    for every Service with a ClusterIP (not headless, not ExternalName)."""
+    env: dict[str, str] = {}
+    for svc in services:
+        spec = svc.get("spec") or {}
+        ip = spec.get("clusterIP")
+        ports = [p for p in spec.get("ports") or [] if isinstance(p, dict) and p.get("port")]
+        if not ip or ip == "None" or not ports:
+            continue
+        prefix = _env_name(str((svc.get("metadata") or {}).get("name", "")))
+        env[f"{prefix}_SERVICE_HOST"] = ip
+        env[f"{prefix}_SERVICE_PORT"] = str(ports[0]["port"])
+        for port in ports:
+            if port.get("name"):
+                env[f"{prefix}_SERVICE_PORT_{_env_name(str(port['name']))}"] = str(port["port"])
+        host = f"[{ip}]" if ":" in ip else ip
+        for i, port in enumerate(ports):
+            proto = str(port.get("protocol") or "TCP")
+            url = f"{proto.lower()}://{host}:{port['port']}"
+            if i == 0:
+                env[f"{prefix}_PORT"] = url
+            port_prefix = f"{prefix}_PORT_{port['port']}_{proto.upper()}"
+            env[port_prefix] = url
+            env[f"{port_prefix}_PROTO"] = proto.lower()
+            env[f"{port_prefix}_PORT"] = str(port["port"])
+            env[f"{port_prefix}_ADDR"] = ip
+    return env
+
+
 def container_env(pod: Obj, container: Obj, *, lookup: Lookup, pod_ip: str, host_ip: str, node_name: str,
                   allocatable: Mapping[str, str], base: Mapping[str, str] | None = None) -> tuple[dict[str, str], list[str]]:
     """(environment, warnings). ``base`` is the runtime's defaults, overridable by the spec."""

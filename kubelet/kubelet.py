@@ -29,14 +29,15 @@ from urllib.parse import urlsplit
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from apiclient.events import EventRecorder
-from apiclient.informer import Informer
-from apiclient.rest import (NODES, PERSISTENT_VOLUME_CLAIMS, PERSISTENT_VOLUMES, PODS, APIConnectionError, RESTClient,
-                            resource)
+from apiclient.informer import INDEX_NAMESPACE, Informer, namespace_index
+from apiclient.rest import (NODES, PERSISTENT_VOLUME_CLAIMS, PERSISTENT_VOLUMES, PODS, SERVICES, APIConnectionError,
+                            RESTClient, resource)
 from apimachinery import meta as m
 from apimachinery.errors import StatusError
 
 from . import ipam as ipam_
 from .config import KubeletConfig
+from .envvars import service_link_env
 from .node import NodeAgent
 from .podworker import PodWorker
 from .provisioner import LocalProvisioner
@@ -118,6 +119,9 @@ class Kubelet:
         self.pods = Informer(client, PODS, field_selector=field, name="kubelet-pods")
         self.configmaps = Informer(client, CONFIGMAPS, name="kubelet-configmaps") if real else None
         self.secrets = Informer(client, SECRETS, name="kubelet-secrets") if real else None
+        # Services of a pod's namespace become its environment (enableServiceLinks, the default).
+        self.services = Informer(client, SERVICES, name="kubelet-services",
+                                 indexers={INDEX_NAMESPACE: namespace_index}) if real else None
         self.provisioner: LocalProvisioner | None = None
         if config.provisioner_enabled:
             self.provisioner = LocalProvisioner(client, node_name=config.node_name,
@@ -152,6 +156,16 @@ class Kubelet:
             if err.code == 404:
                 return None
             raise
+
+    def service_links(self, pod: Obj) -> dict[str, str]:
+        """The variables of the Services in ``pod``'s namespace, unless ``enableServiceLinks: false``.
+        ``default/kubernetes`` is left to ``service_env`` (its address differs from the ClusterIP)."""
+        if self.services is None or (pod.get("spec") or {}).get("enableServiceLinks") is False:
+            return {}
+        namespace = m.namespace(pod)
+        services = [s for s in self.services.by_index(INDEX_NAMESPACE, namespace)
+                    if not (namespace == "default" and m.name(s) == "kubernetes")]
+        return service_link_env(sorted(services, key=m.name))
 
     def service_env(self) -> dict[str, str]:
         """Where in-cluster clients find the API server: its real address (reachable from host processes)."""
@@ -237,7 +251,7 @@ class Kubelet:
             runtime = make_runtime(cfg, name, pool)
             await runtime.start()
             self.agents[name] = NodeAgent(self, name=name, runtime=runtime, pod_cidr=cidr, index=i)
-        for inf in (self.pods, self.configmaps, self.secrets):
+        for inf in (self.pods, self.configmaps, self.secrets, self.services):
             if inf is not None:
                 inf.start()
         if self.configmaps is not None and self.secrets is not None:
@@ -257,7 +271,7 @@ class Kubelet:
         await asyncio.gather(*(register(a) for a in self.agents.values()))
         log.info("nodes registered", extra={"event": "nodes_registered", "nodes": len(self.agents)})
         await self.pods.wait_for_sync()
-        for inf in (self.configmaps, self.secrets):
+        for inf in (self.configmaps, self.secrets, self.services):
             if inf is not None:
                 await inf.wait_for_sync(30.0)
         known_by_node: dict[str, set[str]] = {name: set() for name in self.agents}
@@ -326,7 +340,7 @@ class Kubelet:
         await self.stats.stop()
         if self.server is not None:
             await self.server.stop()
-        for inf in (self.pods, self.configmaps, self.secrets):
+        for inf in (self.pods, self.configmaps, self.secrets, self.services):
             if inf is not None:
                 await inf.stop()
         if self.provisioner is not None:

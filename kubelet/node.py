@@ -161,6 +161,9 @@ class NodeAgent:
     def pod_dir(self, uid: str) -> Path:
         return self.kubelet.config.root_dir / "pods" / uid
 
+    def service_links(self, pod: Obj) -> dict[str, str]:
+        return self.kubelet.service_links(pod)
+
     def service_env(self) -> dict[str, str]:
         """KUBERNETES_SERVICE_HOST/PORT and friends, where this node's pods can reach that address: host
         processes always; containers unless it is a loopback address (which would be their own)."""

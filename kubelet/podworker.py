@@ -448,7 +448,7 @@ class PodWorker:
         if runtime_name != "fake":
             base = {"POD_IP": self.pod_ip, "POD_NAME": m.name(pod), "POD_NAMESPACE": m.namespace(pod),
                     "NODE_NAME": agent.name, "HOSTNAME": self.spec.get("hostname") or m.name(pod),
-                    **agent.service_env()}
+                    **agent.service_links(pod), **agent.service_env()}
             if runtime_name == "process" and agent.volumes is not None:
                 root, working_dir = agent.volumes.container_root(pod, spec)
                 base["PILOT_ROOT"] = str(root)

@@ -275,6 +275,29 @@ def test_env_from_downward_api_configmaps_and_secrets(env: Env, api: APICluster)
     assert cstatus(pod)["state"]["waiting"]["message"] == 'configmap "nope" not found'
 
 
+def test_services_of_the_namespace_are_in_the_environment(env: Env, api: APICluster) -> None:
+    """enableServiceLinks (the default): <NAME>_SERVICE_HOST and the Docker-link variables of every
+    Service of the pod's namespace that has a ClusterIP; none with enableServiceLinks: false."""
+    code, svc, _ = api.request("POST", f"/api/v1/namespaces/{env.ns}/services", {
+        "metadata": {"name": "redis-master"}, "spec": {"ports": [{"name": "redis", "port": 6379}]}})
+    assert code == 201, svc
+    assert api.request("POST", f"/api/v1/namespaces/{env.ns}/services", {
+        "metadata": {"name": "headless"}, "spec": {"clusterIP": "None", "ports": [{"port": 80}]}})[0] == 201
+    ip = svc["spec"]["clusterIP"]
+    script = ("echo HOST=$REDIS_MASTER_SERVICE_HOST PORT=$REDIS_MASTER_SERVICE_PORT "
+              "NAMED=$REDIS_MASTER_SERVICE_PORT_REDIS LINK=$REDIS_MASTER_PORT ADDR=$REDIS_MASTER_PORT_6379_TCP_ADDR "
+              "HEADLESS=${HEADLESS_SERVICE_HOST:-none}; sleep 300")
+    time.sleep(1)  # the kubelet learns Services from its own watch; give it that event first
+    env.pod("links", [shell("c", script)])
+    env.pod("nolinks", [shell("c", script)], enableServiceLinks=False)
+    env.wait_pod("links", running_ready, 30)
+    env.wait_pod("nolinks", running_ready, 30)
+    out = wait_for(lambda: api.kubectl("logs", "-n", env.ns, "links").stdout.strip(), 10, "log line")
+    assert out == f"HOST={ip} PORT=6379 NAMED=6379 LINK=tcp://{ip}:6379 ADDR={ip} HEADLESS=none"
+    out = wait_for(lambda: api.kubectl("logs", "-n", env.ns, "nolinks").stdout.strip(), 10, "log line")
+    assert out == "HOST= PORT= NAMED= LINK= ADDR= HEADLESS=none"
+
+
 def test_init_containers_run_in_order_then_the_pod_succeeds(env: Env, api: APICluster) -> None:
     volume_mount = [{"name": "work", "mountPath": "/work"}]
     env.pod("init", [shell("c", "cat work/log", volumeMounts=volume_mount)], restartPolicy="Never",

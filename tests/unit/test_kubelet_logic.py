@@ -289,3 +289,21 @@ def test_configmap_items_and_optional() -> None:
     secret = {"data": {"token": base64.b64encode(b"s3cret").decode()}}
     assert object_files(secret, "secrets", {"secretName": "s", "defaultMode": 0o400}, what="secret") == {
         "token": (b"s3cret", 0o400)}
+
+
+def test_service_link_variables_are_upstreams() -> None:
+    from kubelet.envvars import service_link_env
+
+    services = [{"metadata": {"name": "redis-master"},
+                 "spec": {"clusterIP": "10.0.0.11", "ports": [{"name": "redis", "port": 6379, "protocol": "TCP"},
+                                                               {"name": "admin-ui", "port": 8080}]}},
+                {"metadata": {"name": "headless"}, "spec": {"clusterIP": "None", "ports": [{"port": 80}]}},
+                {"metadata": {"name": "ext"}, "spec": {"type": "ExternalName", "externalName": "example.com"}}]
+    assert service_link_env(services) == {
+        "REDIS_MASTER_SERVICE_HOST": "10.0.0.11", "REDIS_MASTER_SERVICE_PORT": "6379",
+        "REDIS_MASTER_SERVICE_PORT_REDIS": "6379", "REDIS_MASTER_SERVICE_PORT_ADMIN_UI": "8080",
+        "REDIS_MASTER_PORT": "tcp://10.0.0.11:6379",
+        "REDIS_MASTER_PORT_6379_TCP": "tcp://10.0.0.11:6379", "REDIS_MASTER_PORT_6379_TCP_PROTO": "tcp",
+        "REDIS_MASTER_PORT_6379_TCP_PORT": "6379", "REDIS_MASTER_PORT_6379_TCP_ADDR": "10.0.0.11",
+        "REDIS_MASTER_PORT_8080_TCP": "tcp://10.0.0.11:8080", "REDIS_MASTER_PORT_8080_TCP_PROTO": "tcp",
+        "REDIS_MASTER_PORT_8080_TCP_PORT": "8080", "REDIS_MASTER_PORT_8080_TCP_ADDR": "10.0.0.11"}

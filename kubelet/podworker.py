@@ -106,6 +106,9 @@ def group_instances(instances: Iterable[ContainerStatus]) -> dict[str, list[Cont
     return out
 
 
+DEADLINE_EXCEEDED = "DeadlineExceeded"
+
+
 class PodWorker:
     def __init__(self, agent: NodeAgent, pod: Obj) -> None:
         self.agent = agent
@@ -126,6 +129,7 @@ class PodWorker:
         self.mount_retry = 1.0
         self.first_seen = time.time()
         self.running_since: float | None = None
+        self.terminal_reason: tuple[str, str] | None = None  # (reason, message) the kubelet failed the pod with
         self._wake = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
@@ -281,6 +285,9 @@ class PodWorker:
                 return
         grouped = group_instances(self.runtime.list_containers(self.uid))
         self._adopt(grouped)
+        if not self.terminal and self._past_active_deadline():
+            await self._fail(DEADLINE_EXCEEDED, "Pod was active on the node longer than the specified deadline")
+            return
         if not self.terminal:
             if await self._sync_init(grouped):
                 await self._sync_regular(grouped)
@@ -293,6 +300,33 @@ class PodWorker:
             await self._kill_running(self._grace(), reason="the pod completed")
             self._publish()
         self._collect_garbage(grouped)
+
+    def _past_active_deadline(self) -> bool:
+        """``spec.activeDeadlineSeconds``, counted from ``status.startTime``; arms a wake-up for it."""
+        deadline = self.spec.get("activeDeadlineSeconds")
+        if not isinstance(deadline, int) or isinstance(deadline, bool) or deadline <= 0:
+            return False
+        started = self.first_seen
+        recorded = (self.pod.get("status") or {}).get("startTime")
+        if recorded:
+            try:
+                started = m.parse_rfc3339(str(recorded)).timestamp()
+            except ValueError:
+                pass
+        remaining = started + deadline - time.time()
+        if remaining > 0:
+            self.wake_after(remaining)
+            return False
+        return True
+
+    async def _fail(self, reason: str, message: str) -> None:
+        """End the pod as Failed with ``reason`` (as the kubelet's active-deadline handler does)."""
+        self.terminal = True
+        self.terminal_reason = (reason, message)
+        self._stop_probers()
+        self._event("Normal", reason, message)
+        await self._kill_running(self._grace(), reason=reason)
+        self._publish(phase="Failed")
 
     @property
     def pod_ip(self) -> str:
@@ -631,11 +665,14 @@ class PodWorker:
         old_phase = (self.pod.get("status") or {}).get("phase")
         if phase is None and self.terminal and old_phase in TERMINAL:
             phase = old_phase  # a terminal phase never changes back
+        reason, message = self.terminal_reason or ("", "")
+        if self.terminal_reason is not None:
+            phase = "Failed"
         now = m.now_rfc3339()
         status = podstatus.pod_status(self.pod, scheme=self.runtime.scheme, init=init_views, regular=regular,
                                       host_ip=self.agent.host_ip, pod_ip=self.pod_ip,
                                       start_time=podstatus.rfc3339(self.first_seen), sandbox_ready=self.sandbox is not None,
-                                      now=now, phase=phase)
+                                      now=now, phase=phase, reason=reason, message=message)
         if status["phase"] == "Running" and self.running_since is None:
             self.running_since = time.time()
         self.agent.statuses.set(self.pod, status)

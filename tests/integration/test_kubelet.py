@@ -298,6 +298,19 @@ def test_services_of_the_namespace_are_in_the_environment(env: Env, api: APIClus
     assert out == "HOST= PORT= NAMED= LINK= ADDR= HEADLESS=none"
 
 
+def test_active_deadline_fails_the_pod_and_stops_its_containers(env: Env) -> None:
+    env.pod("deadline", [shell("c", "sleep 300")], activeDeadlineSeconds=2)
+    pod = env.wait_pod("deadline", lambda p: p["status"].get("phase") == "Failed", 30, "Failed")
+    assert pod["status"]["reason"] == "DeadlineExceeded"
+    assert pod["status"]["message"] == "Pod was active on the node longer than the specified deadline"
+    pod = env.wait_pod("deadline", lambda p: "terminated" in (cstatus(p).get("state") or {}), 30, "container stopped")
+    assert cstatus(pod)["restartCount"] == 0
+    # The failure stays: later status writes keep the phase and its reason.
+    time.sleep(1)
+    pod = env.get_pod("deadline")
+    assert pod is not None and pod["status"]["phase"] == "Failed" and pod["status"]["reason"] == "DeadlineExceeded"
+
+
 def test_init_containers_run_in_order_then_the_pod_succeeds(env: Env, api: APICluster) -> None:
     volume_mount = [{"name": "work", "mountPath": "/work"}]
     env.pod("init", [shell("c", "cat work/log", volumeMounts=volume_mount)], restartPolicy="Never",

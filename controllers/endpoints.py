@@ -28,8 +28,8 @@ from typing import Any, ClassVar
 from apimachinery import meta as m
 from apimachinery.errors import StatusError
 from apimachinery.selectors import LabelSelector
-from apiclient.informer import INDEX_NAMESPACE
-from apiclient.rest import ENDPOINTS, PODS, SERVICES, resource
+from apiclient.informer import INDEX_NAMESPACE, Informer
+from apiclient.rest import ENDPOINTS, PODS, SERVICES, RESTClient, resource
 
 from . import podutil as pu
 from .context import BaseController, ControllerContext
@@ -288,21 +288,21 @@ class EndpointsController(_ServiceBackends):
         await self.client.update(ENDPOINTS, body, namespace=ns)
 
 
-class EndpointSliceController(_ServiceBackends):
-    name: ClassVar[str] = "endpointslice"
+class SliceWrites:
+    """The EndpointSlices a controller wrote that its informer has not shown yet, per Service key.
 
-    def __init__(self, ctx: ControllerContext) -> None:
-        super().__init__(ctx)
-        self.slices = ctx.informer(ENDPOINT_SLICES, label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY}")
-        self.on(self.slices, add=self._slice, update=lambda _o, n: self._slice(n), delete=self._slice)
-        # What we wrote and the informer has not shown yet, per service: slice name -> (resourceVersion we
-        # produced, "" = deleted; when). Acting on a cache without our own last writes would create
-        # duplicates; an entry the cache cannot show any more (written, then changed by someone and
-        # relisted) is given up after WRITE_TRACKING_TTL.
-        self.written: dict[str, dict[str, tuple[str, float]]] = {}
+    Acting on a cache without our own last writes would create duplicates, so a sync waits while
+    ``pending(key)``. An entry the cache cannot show any more (written, then changed by someone and
+    relisted) is given up after WRITE_TRACKING_TTL. Shared by the slice and the mirroring controllers.
+    """
 
-    def _stale(self, key: str) -> bool:
-        pending = self.written.get(key)
+    def __init__(self, client: RESTClient, slices: Informer) -> None:
+        self.client = client
+        self.slices = slices
+        self._written: dict[str, dict[str, tuple[str, float]]] = {}  # key -> name -> (rv, "" = deleted; when)
+
+    def pending(self, key: str) -> bool:
+        pending = self._written.get(key)
         if not pending:
             return False
         ns = m.split_object_key(key)[0]
@@ -314,13 +314,33 @@ class EndpointSliceController(_ServiceBackends):
             if seen or now - when > WRITE_TRACKING_TTL:
                 del pending[name]
         if not pending:
-            self.written.pop(key, None)
+            self._written.pop(key, None)
             return False
         return True
 
-    def _wrote(self, key: str, obj: Mapping[str, Any] | None, name: str = "") -> None:
-        self.written.setdefault(key, {})[name or m.name(obj or {})] = (m.resource_version(obj) if obj else "",
-                                                                      time.monotonic())
+    def wrote(self, key: str, obj: Mapping[str, Any]) -> None:
+        self._written.setdefault(key, {})[m.name(obj)] = (m.resource_version(obj), time.monotonic())
+
+    async def delete(self, key: str, sl: Obj) -> None:
+        """Delete ``sl`` if it is still the same object; gone or replaced already is fine."""
+        try:
+            await self.client.delete(ENDPOINT_SLICES, m.name(sl), namespace=m.namespace(sl),
+                                     preconditions={"uid": m.uid(sl)})
+        except StatusError as err:
+            if err.code not in (404, 409):
+                raise
+            return
+        self._written.setdefault(key, {})[m.name(sl)] = ("", time.monotonic())
+
+
+class EndpointSliceController(_ServiceBackends):
+    name: ClassVar[str] = "endpointslice"
+
+    def __init__(self, ctx: ControllerContext) -> None:
+        super().__init__(ctx)
+        self.slices = ctx.informer(ENDPOINT_SLICES, label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY}")
+        self.on(self.slices, add=self._slice, update=lambda _o, n: self._slice(n), delete=self._slice)
+        self.writes = SliceWrites(self.client, self.slices)
 
     def _slice(self, sl: Obj) -> None:
         svc = m.labels(sl).get(SERVICE_NAME_LABEL)
@@ -333,7 +353,7 @@ class EndpointSliceController(_ServiceBackends):
 
     async def sync(self, key: str) -> None:
         ns, name = m.split_object_key(key)
-        if self._stale(key):
+        if self.writes.pending(key):
             self.queue.add_after(key, 0.05)  # our last writes have not reached the cache yet
             return
         svc = self.services.get(key)
@@ -341,7 +361,7 @@ class EndpointSliceController(_ServiceBackends):
         if svc is None or service_selector(svc) is None:
             # Gone or unmanaged: our slices go (the garbage collector would also remove them as dependents).
             for sl in existing:
-                await self._delete(key, sl)
+                await self.writes.delete(key, sl)
             return
         groups = build_slice_endpoints(svc, self.backends(svc))
         if not groups:
@@ -374,7 +394,7 @@ class EndpointSliceController(_ServiceBackends):
                         "metadata": {"generateName": f"{name}-", "namespace": ns, "labels": labels,
                                      "ownerReferences": [owner_ref]}, **want}
                 try:
-                    self._wrote(key, await self.client.create(ENDPOINT_SLICES, body, namespace=ns))
+                    self.writes.wrote(key, await self.client.create(ENDPOINT_SLICES, body, namespace=ns))
                 except StatusError as err:
                     if err.code == 403 and "being terminated" in err.message:
                         return
@@ -385,16 +405,6 @@ class EndpointSliceController(_ServiceBackends):
                 continue
             body = {**current, **want}
             body["metadata"] = {**m.get_metadata(current), "labels": labels}
-            self._wrote(key, await self.client.update(ENDPOINT_SLICES, body, namespace=ns))
+            self.writes.wrote(key, await self.client.update(ENDPOINT_SLICES, body, namespace=ns))
         for sl in unused:
-            await self._delete(key, sl)
-
-    async def _delete(self, key: str, sl: Obj) -> None:
-        try:
-            await self.client.delete(ENDPOINT_SLICES, m.name(sl), namespace=m.namespace(sl),
-                                     preconditions={"uid": m.uid(sl)})
-        except StatusError as err:
-            if err.code not in (404, 409):
-                raise
-            return
-        self._wrote(key, None, m.name(sl))
+            await self.writes.delete(key, sl)

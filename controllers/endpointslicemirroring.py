@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -35,7 +34,7 @@ from apiclient.rest import ENDPOINTS, SERVICES
 from . import podutil as pu
 from .context import BaseController, ControllerContext
 from .endpoints import ENDPOINT_SLICES, MANAGED_BY_LABEL, MAX_ENDPOINTS_PER_SLICE, SERVICE_NAME_LABEL, \
-    WRITE_TRACKING_TTL, service_selector
+    SliceWrites, service_selector
 
 log = logging.getLogger("controllers.endpointslicemirroring")
 
@@ -116,9 +115,7 @@ class EndpointSliceMirroringController(BaseController):
         self.on(self.services, add=enqueue, update=lambda _o, n: enqueue(n), delete=enqueue)
         self.on(self.endpoints, add=enqueue, update=lambda _o, n: enqueue(n), delete=enqueue)
         self.on(self.slices, add=self._slice, update=lambda _o, n: self._slice(n), delete=self._slice)
-        # Slices we wrote that the informer has not shown yet (key -> name -> (resourceVersion or "" for
-        # deleted, when)): a sync on a cache missing our own writes would duplicate slices.
-        self.written: dict[str, dict[str, tuple[str, float]]] = {}
+        self.writes = SliceWrites(self.client, self.slices)
 
     def _enqueue(self, obj: Obj) -> None:
         self.queue.add(m.object_key(obj))
@@ -128,31 +125,13 @@ class EndpointSliceMirroringController(BaseController):
         if svc:
             self.queue.add(f"{m.namespace(sl)}/{svc}")
 
-    def _pending(self, key: str) -> bool:
-        pending = self.written.get(key) or {}
-        ns = m.split_object_key(key)[0]
-        now = time.monotonic()
-        for name, (rv, when) in list(pending.items()):
-            cached = self.slices.get_by_name(ns, name)
-            seen = cached is None if rv == "" else (
-                cached is not None and int(m.resource_version(cached) or 0) >= int(rv or 0))
-            if seen or now - when > WRITE_TRACKING_TTL:
-                del pending[name]
-        if not pending:
-            self.written.pop(key, None)
-            return False
-        return True
-
-    def _note(self, key: str, name: str, rv: str) -> None:
-        self.written.setdefault(key, {})[name] = (rv, time.monotonic())
-
     def _existing(self, ns: str, name: str) -> list[Obj]:
         return sorted((sl for sl in self.slices.by_index(INDEX_NAMESPACE, ns)
                        if m.labels(sl).get(SERVICE_NAME_LABEL) == name and not pu.is_terminating(sl)),
                       key=m.name)
 
     async def sync(self, key: str) -> None:
-        if self._pending(key):
+        if self.writes.pending(key):
             self.queue.add_after(key, 0.05)
             return
         ns, name = m.split_object_key(key)
@@ -160,7 +139,7 @@ class EndpointSliceMirroringController(BaseController):
         existing = self._existing(ns, name)
         if endpoints is None or not should_mirror(endpoints, self.services.get(key)):
             for sl in existing:
-                await self._delete(key, sl)
+                await self.writes.delete(key, sl)
             return
         assert endpoints is not None
         labels = {k: v for k, v in m.labels(endpoints).items() if k != SKIP_MIRROR_LABEL}
@@ -187,7 +166,7 @@ class EndpointSliceMirroringController(BaseController):
                     if err.code == 403 and "being terminated" in err.message:
                         return
                     raise
-                self._note(key, m.name(made), m.resource_version(made))
+                self.writes.wrote(key, made)
                 continue
             meta = m.get_metadata(current)
             if (current.get("endpoints") or []) == want["endpoints"] and m.labels(current) == labels \
@@ -196,17 +175,6 @@ class EndpointSliceMirroringController(BaseController):
                 continue
             body = {**current, **want}
             body["metadata"] = {**meta, "labels": labels, "annotations": annotations, "ownerReferences": [owner]}
-            made = await self.client.update(ENDPOINT_SLICES, body, namespace=ns)
-            self._note(key, m.name(made), m.resource_version(made))
+            self.writes.wrote(key, await self.client.update(ENDPOINT_SLICES, body, namespace=ns))
         for sl in unused:
-            await self._delete(key, sl)
-
-    async def _delete(self, key: str, sl: Obj) -> None:
-        try:
-            await self.client.delete(ENDPOINT_SLICES, m.name(sl), namespace=m.namespace(sl),
-                                     preconditions={"uid": m.uid(sl)})
-        except StatusError as err:
-            if err.code not in (404, 409):
-                raise
-            return
-        self._note(key, m.name(sl), "")
+            await self.writes.delete(key, sl)

@@ -13,7 +13,11 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["go_quote", "go_value", "go_float"]
+__all__ = ["GoVerbatim", "go_quote", "go_value", "go_float"]
+
+
+class GoVerbatim(str):
+    """A value already rendered the way Go prints it (e.g. a struct under ``%#v``): ``go_value`` keeps it."""
 
 _SIMPLE_ESCAPES = MappingProxyType({
     "\a": "\\a",
@@ -89,6 +93,8 @@ def go_float(f: float) -> str:
 
 def go_value(value: Any) -> str:
     """Render a bad value the way ``field.Error`` does (``%v`` for scalars, JSON otherwise)."""
+    if isinstance(value, GoVerbatim):
+        return str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):

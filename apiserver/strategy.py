@@ -16,6 +16,8 @@ from apimachinery import meta as m
 from apimachinery.defaults import apply_defaults, default_status
 from apimachinery import validation as v
 from apimachinery.cron import CronError, Schedule
+from apimachinery.gofmt import GoVerbatim
+from apimachinery.quantity import Quantity, QuantityError
 from apimachinery.registry import ResourceType
 from apimachinery.selectors import LabelSelector
 from apimachinery.validation import FieldError, Path
@@ -212,6 +214,36 @@ def _containers(spec: dict[str, Any], path: Path) -> list[FieldError]:
                     continue
                 if not isinstance(num, int) or isinstance(num, bool) or not 1 <= num <= 65535:
                     errs.append(FieldError.invalid(pp.child(field), num, "must be between 1 and 65535, inclusive"))
+        if isinstance(c.get("resources"), dict):
+            errs.extend(_resources(c["resources"], cp.child("resources")))
+    return errs
+
+
+def _quantities(values: Any) -> dict[str, Quantity]:
+    """The parseable quantities of a requests/limits map (the decoder already refused the others)."""
+    out: dict[str, Quantity] = {}
+    for name, value in (values.items() if isinstance(values, dict) else ()):
+        try:
+            out[str(name)] = Quantity(value)
+        except QuantityError:
+            continue
+    return out
+
+
+def _resources(resources: dict[str, Any], path: Path) -> list[FieldError]:
+    """ValidateResourceRequirements: no negative amounts, and no request over its limit."""
+    errs: list[FieldError] = []
+    limits = _quantities(resources.get("limits"))
+    requests = _quantities(resources.get("requests"))
+    for field, values in (("limits", limits), ("requests", requests)):
+        for name, q in values.items():
+            if q.sign() < 0:
+                errs.append(FieldError.invalid(path.child(field).key(name), str(q), "must be greater than or equal to 0"))
+    for name, q in requests.items():
+        limit = limits.get(name)
+        if limit is not None and q.nanos > limit.nanos:
+            errs.append(FieldError.invalid(path.child("requests"), str(q),
+                                           f"must be less than or equal to {name} limit of {limit}"))
     return errs
 
 
@@ -359,6 +391,7 @@ def _validate_service(obj: dict[str, Any], old: dict[str, Any] | None) -> list[F
     if stype != "ExternalName" and not ports and spec.get("clusterIP") != "None":
         errs.append(FieldError.required(Path.of("spec", "ports"), ""))
     port_names: set[str] = set()
+    port_keys: set[tuple[str, int]] = set()
     for i, port in enumerate(ports):
         p = Path.of("spec", "ports").index(i)
         num = port.get("port") if isinstance(port, dict) else None
@@ -371,6 +404,14 @@ def _validate_service(obj: dict[str, Any], old: dict[str, Any] | None) -> list[F
             if pname in port_names:
                 errs.append(FieldError.duplicate(p.child("name"), pname))
             port_names.add(pname)
+        if isinstance(num, int) and isinstance(port, dict):
+            protocol = str(port.get("protocol") or "TCP")
+            if (protocol, num) in port_keys:
+                # Upstream keys its check on a ServicePort holding just these two, printed with %#v.
+                errs.append(FieldError.duplicate(p, GoVerbatim(
+                    f'core.ServicePort{{Name:"", Protocol:"{protocol}", AppProtocol:(*string)(nil), Port:{num}, '
+                    'TargetPort:intstr.IntOrString{Type:0, IntVal:0, StrVal:""}, NodePort:0}')))
+            port_keys.add((protocol, num))
     if old is not None:
         old_ip = (old.get("spec") or {}).get("clusterIP")
         if old_ip and spec.get("clusterIP") not in (None, "", old_ip):

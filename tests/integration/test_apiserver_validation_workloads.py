@@ -83,6 +83,44 @@ def test_service_duplicate_port_names(api: APICluster) -> None:
               "spec.ports[1].name", 'spec.ports[1].name: Duplicate value: "http"')
 
 
+def test_service_duplicate_port_and_protocol(api: APICluster) -> None:
+    path = f"/api/v1/namespaces/{NS}/services"
+    _rejected(api, path, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "dup-port"},
+                          "spec": {"ports": [{"name": "a", "port": 80}, {"name": "b", "port": 80, "protocol": "TCP"}]}},
+              "spec.ports[1]", 'spec.ports[1]: Duplicate value: core.ServicePort{Name:"", Protocol:"TCP", '
+              'AppProtocol:(*string)(nil), Port:80, TargetPort:intstr.IntOrString{Type:0, IntVal:0, StrVal:""}, NodePort:0}')
+    # The same port over another protocol is a different port (DNS on 53/TCP and 53/UDP).
+    ok = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "dns-like"},
+          "spec": {"ports": [{"name": "tcp", "port": 53}, {"name": "udp", "port": 53, "protocol": "UDP"}]}}
+    assert api.request("POST", path, ok)[0] == 201
+    assert api.request("DELETE", f"{path}/dns-like")[0] == 200
+
+
+def test_container_requests_within_limits(api: APICluster) -> None:
+    pods = f"/api/v1/namespaces/{NS}/pods"
+
+    def pod(name: str, resources: dict) -> dict:
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                "spec": {"containers": [{"name": "c", "image": "busybox", "resources": resources}]}}
+
+    _rejected(api, pods, pod("over", {"requests": {"cpu": "2", "memory": "64Mi"}, "limits": {"cpu": "1"}}),
+              "spec.containers[0].resources.requests",
+              'spec.containers[0].resources.requests: Invalid value: "2": must be less than or equal to cpu limit of 1')
+    _rejected(api, pods, pod("negative", {"requests": {"memory": "-1Gi"}}),
+              "spec.containers[0].resources.requests[memory]",
+              'Invalid value: "-1Gi": must be greater than or equal to 0')
+    # A Deployment's template is checked the same way.
+    tpl = _template(None)
+    tpl["spec"]["containers"][0]["resources"] = {"requests": {"memory": "1Gi"}, "limits": {"memory": "512Mi"}}
+    _rejected(api, f"/apis/apps/v1/namespaces/{NS}/deployments",
+              {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "over"},
+               "spec": {"selector": {"matchLabels": {"app": "v"}}, "template": tpl}},
+              "spec.template.spec.containers[0].resources.requests", "must be less than or equal to memory limit of 512Mi")
+    # Limits alone are fine: requests default to them.
+    assert api.request("POST", pods, pod("limits-only", {"limits": {"cpu": "500m"}}))[0] == 201
+    assert api.request("DELETE", f"{pods}/limits-only?gracePeriodSeconds=0")[0] == 200
+
+
 def test_cronjob_schedule_and_time_zone_are_validated(api: APICluster) -> None:
     path = "/apis/batch/v1/namespaces/default/cronjobs"
 

@@ -11,8 +11,12 @@ through to pysyncobj's frame parser.
 
 Non-blocking details, where they differ from a plain socket:
 
-* The handshake runs inside the first ``send``/``recv`` calls; until it completes both answer
-  "would block" (EAGAIN), which pysyncobj already handles by retrying on the next poll event.
+* The handshake runs inside the first ``send``/``recv`` calls. Until it completes, ``recv`` answers
+  "would block" (EAGAIN) and ``send`` keeps the data (``early``) and reports it sent: had it said
+  "would block", pysyncobj would poll for writability, which a connected socket always has, and
+  spin at full CPU for as long as the peer does not answer (a SIGSTOPped member accepts the TCP
+  connection in its kernel but never the handshake). The kept data is encrypted and written as soon
+  as the handshake completes.
 * TLS records the kernel did not take are kept (``pending``) and written before anything new.
   pysyncobj stops asking to write once *its* buffer is empty, so the owner calls ``flush()`` from
   its periodic tick (``flush_all``) to push what is left.
@@ -76,6 +80,7 @@ class TLSSocket:
                                      server_hostname=server_hostname)
         self._handshaken = False
         self._eof = False
+        self.early = b""  # what pysyncobj sent before the handshake completed
         self.pending = b""  # TLS records the kernel has not taken yet
 
     # -- the calls pysyncobj makes that need no TLS
@@ -138,6 +143,9 @@ class TLSSocket:
                 self.flush()
                 return False
             self._handshaken = True
+            if self.early:
+                self._tls.write(self.early)
+                self.early = b""
         self.flush()
         return True
 
@@ -145,7 +153,8 @@ class TLSSocket:
         if not self.flush():
             raise _would_block("earlier TLS records are still pending")
         if not self._handshake():
-            raise _would_block("TLS handshake in progress")
+            self.early += bytes(data)
+            return len(data)
         written = self._tls.write(data)
         self.flush()
         return written

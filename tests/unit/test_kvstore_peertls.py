@@ -91,3 +91,15 @@ def test_garbage_instead_of_tls_records_is_an_error_not_a_frame(tmp_path: Path) 
             except BlockingIOError:
                 time.sleep(0.01)
     b.close()
+
+
+def test_data_sent_before_the_peer_answers_the_handshake_is_kept_not_refused(tmp_path: Path) -> None:
+    """pysyncobj polls for writability while ``send`` says "would block", and a connected socket is
+    always writable: a peer that never answers the handshake (a SIGSTOPped member) made it spin.
+    ``send`` takes the data instead, and it arrives once the handshake completes."""
+    tls = _tls(tmp_path / "pki")
+    server, client = _pair(tls, tls)
+    assert client.send(b"first") == 5  # the server has not read the ClientHello yet
+    assert client.send(b"second") == 6
+    assert not client.handshaken
+    assert _exchange(client, server, b"third") == b"firstsecondthird"

@@ -71,20 +71,22 @@ class Watcher:
         try:
             self.queue.put_nowait(out)
         except asyncio.QueueFull:
-            self.close()
+            self.close(discard=True)
 
-    def close(self) -> None:
+    def close(self, *, discard: bool = False) -> None:
+        """End the stream after what is queued, or (``discard``, or no room left for the end marker)
+        right after what was already sent.
+
+        The backlog goes whole or not at all: the client resumes from the last resourceVersion it
+        received, so dropping some queued events but delivering later ones would leave a gap it
+        could not see.
+        """
         if not self.closed:
             self.closed = True
-            try:
-                self.queue.put_nowait(None)
-            except asyncio.QueueFull:
-                # Make room for the end marker: the consumer stops at the first None it sees.
-                try:
+            if discard or self.queue.full():
+                while not self.queue.empty():
                     self.queue.get_nowait()
-                    self.queue.put_nowait(None)
-                except (asyncio.QueueEmpty, asyncio.QueueFull):
-                    pass
+            self.queue.put_nowait(None)
 
 
 class ResourceCache:

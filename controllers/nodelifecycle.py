@@ -60,6 +60,7 @@ class NodeLifecycleController(BaseController):
         self._status_seen: dict[str, str] = {}
         # NoExecute taints without timeAdded (set by people): tolerations count from when we first saw them.
         self._taint_seen: dict[tuple[str, str, str], datetime] = {}
+        self._registered: set[str] = set()  # nodes this controller announced (RegisteredNode)
         self.on(self.nodes, add=self._node, update=lambda _o, n: self._node(n), delete=self._node_gone)
         self.on(self.leases, add=self._lease, update=lambda _o, n: self._lease(n))
         self.on(self.pods, add=self._pod, update=lambda _o, n: self._pod(n))
@@ -83,6 +84,7 @@ class NodeLifecycleController(BaseController):
         self.queue.add(name)
 
     def _node_gone(self, node: Obj) -> None:
+        self._registered.discard(m.name(node))
         for d in (self.alive_at, self._lease_seen, self._status_seen):
             d.pop(m.name(node), None)
         for key in [k for k in self._taint_seen if k[0] == m.name(node)]:
@@ -120,6 +122,10 @@ class NodeLifecycleController(BaseController):
         node = self.nodes.get(key)
         if node is None:
             return
+        if key not in self._registered:
+            # Upstream announces every node it starts to watch, after each start of the controller.
+            self._registered.add(key)
+            self.recorder.event(node, NORMAL, "RegisteredNode", f"Node {key} event: Registered Node {key} in Controller")
         now = self._now()
         grace = self.options.node_monitor_grace_period
         last = self.alive_at.setdefault(key, now)  # first sight: the grace period starts now

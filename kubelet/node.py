@@ -32,6 +32,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from apiclient.events import NORMAL
 from apiclient.rest import LEASES, NODES, APIConnectionError, jittered
 from apimachinery import meta as m
 from apimachinery.errors import StatusError
@@ -94,6 +95,15 @@ def node_info(name: str, runtime_version: str, *, fake: bool) -> dict[str, str]:
     }
 
 
+# The event the kubelet records when one of its node conditions takes a status (upstream's names).
+CONDITION_EVENTS: dict[tuple[str, str], str] = {
+    ("MemoryPressure", "False"): "NodeHasSufficientMemory", ("MemoryPressure", "True"): "NodeHasInsufficientMemory",
+    ("DiskPressure", "False"): "NodeHasNoDiskPressure", ("DiskPressure", "True"): "NodeHasDiskPressure",
+    ("PIDPressure", "False"): "NodeHasSufficientPID", ("PIDPressure", "True"): "NodeHasInsufficientPID",
+    ("Ready", "True"): "NodeReady", ("Ready", "False"): "NodeNotReady",
+}
+
+
 def pod_requests(pod: Obj) -> dict[str, int]:
     """Effective requests (milli-units for cpu, units otherwise): max(sum of containers + sidecars, any init)."""
     spec = pod.get("spec") or {}
@@ -153,6 +163,7 @@ class NodeAgent:
         self._reported_at = 0.0
         self._stored_checked_at = 0.0
         self._conditions: dict[str, Obj] = {}
+        self._announced: dict[str, str] = {}  # condition type -> the status our last event about it told
         self._tasks: list[asyncio.Task[Any]] = []
         runtime.on_exit = self.on_container_exit
 
@@ -360,7 +371,25 @@ class NodeAgent:
             if patch["metadata"]["labels"] or "spec" in patch:
                 node = await self.client.patch(NODES, self.name, patch)
         self.node_uid = m.uid(node)
+        self._node_event("Starting", "Starting kubelet.")
+        self._node_event("NodeAllocatableEnforced", "Updated Node Allocatable limit across pods")
         await self.report_status(force=True)
+
+    def _node_event(self, reason: str, message: str) -> None:
+        """An event about this node. As upstream's kubelet, its involvedObject has the node's name as uid
+        (``kubectl describe node`` searches under both that and the real uid)."""
+        if self.recorder is not None and self.events_enabled:
+            self.recorder.event({"kind": "Node", "metadata": {"name": self.name, "uid": self.name}},
+                                NORMAL, reason, message)
+
+    def _announce_conditions(self, status: Obj) -> None:
+        for c in status.get("conditions") or []:
+            ctype, cstatus = str(c.get("type")), str(c.get("status"))
+            if self._announced.get(ctype) != cstatus:
+                self._announced[ctype] = cstatus
+                reason = CONDITION_EVENTS.get((ctype, cstatus))
+                if reason:
+                    self._node_event(reason, f"Node {self.name} status is now: {reason}")
 
     async def report_status(self, *, force: bool = False) -> bool:
         status = self.node_status()
@@ -370,6 +399,7 @@ class NodeAgent:
         if not force and not due and comparable == self._reported and not await self._stored_is_stale(loop_now):
             return False
         await self.client.patch(NODES, self.name, {"status": status}, subresource="status")
+        self._announce_conditions(status)
         self._reported = comparable
         self._reported_at = loop_now
         self.status_updates += 1
@@ -389,7 +419,10 @@ class NodeAgent:
             return False
         stored = {c.get("type"): c.get("status") for c in (node.get("status") or {}).get("conditions") or []}
         ours = {c.get("type"): c.get("status") for c in (self._reported or {}).get("conditions") or []}
-        return stored.get("Ready") != ours.get("Ready")
+        if stored.get("Ready") == ours.get("Ready"):
+            return False
+        self._announced.pop("Ready", None)  # Ready again after the controller's Unknown: NodeReady, as upstream
+        return True
 
     async def renew_lease(self) -> None:
         cfg = self.kubelet.config

@@ -83,6 +83,13 @@ def test_dead_node_is_tainted_and_its_pods_replaced(env: tuple[Rest, SimKubelet]
     stubborn = rest.get(f"/api/v1/namespaces/{NS}/pods/stubborn")
     assert stubborn is not None and not stubborn["metadata"].get("deletionTimestamp")
 
+    # The node controller's events about it, under the node's own uid (upstream's node controller).
+    events = rest.items(f"/api/v1/namespaces/default/events?fieldSelector=involvedObject.name={victim}")
+    by_reason = {e["reason"]: e for e in events if e["source"]["component"] == "node-controller"}
+    assert by_reason["RegisteredNode"]["message"] == f"Node {victim} event: Registered Node {victim} in Controller"
+    assert by_reason["NodeNotReady"]["message"] == f"Node {victim} status is now: NodeNotReady"
+    assert by_reason["NodeNotReady"]["involvedObject"]["uid"] == node(rest, victim)["metadata"]["uid"]
+
     # The kubelet comes back: the lease is renewed, the taints go, the node is Ready again.
     kubelet.revive_node(victim)
     wait_for(lambda: not (UNREACHABLE & taint_keys(node(rest, victim))), 30, "the taints removed")

@@ -219,6 +219,20 @@ def test_node_registration_lease_and_status(api: APICluster, kubelet: KubeletPro
     assert v1.read_node(NODE).status.node_info.kubelet_version
 
 
+def test_node_events_show_in_kubectl_describe_node(api: APICluster, kubelet: KubeletProcess) -> None:
+    """The kubelet's node events (Starting, the conditions, NodeReady), with the node's name as the
+    involvedObject's uid as upstream's kubelet writes them, where kubectl describe node finds them."""
+    path = f"/api/v1/namespaces/default/events?fieldSelector=involvedObject.kind=Node,involvedObject.uid={NODE}"
+
+    def reasons() -> set[str]:
+        return {e["reason"] for e in api.request("GET", path)[1]["items"] if e["source"]["component"] == "kubelet"}
+
+    wait_for(lambda: {"Starting", "NodeHasSufficientMemory", "NodeHasNoDiskPressure", "NodeHasSufficientPID",
+                      "NodeReady"} <= reasons() or None, 15, "the kubelet's node events")
+    described = api.kubectl("describe", "node", NODE).stdout
+    assert "Starting kubelet." in described and f"Node {NODE} status is now: NodeReady" in described, described
+
+
 def test_kubelet_endpoint_authenticates(api: APICluster, kubelet: KubeletProcess) -> None:
     assert kubelet.get("/healthz", None) == (200, b"ok")
     assert kubelet.get("/stats/summary", None)[0] == 401

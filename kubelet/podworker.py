@@ -32,7 +32,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from apiclient.rest import PODS, APIConnectionError
@@ -43,6 +43,7 @@ from apimachinery.quantity import Quantity
 from . import podstatus
 from .backoff import go_duration
 from .envvars import EnvError, container_argv, container_env
+from .logs import LogOptions, read_log
 from .probes import HandlerContext, Prober, run_handler
 from .runtime.base import ContainerConfig, ContainerStatus, RuntimeError_, SandboxConfig, SandboxStatus
 from .volumes import VolumeError
@@ -108,6 +109,11 @@ def group_instances(instances: Iterable[ContainerStatus]) -> dict[str, list[Cont
 
 DEADLINE_EXCEEDED = "DeadlineExceeded"
 
+# terminationMessagePolicy FallbackToLogsOnError: a failed container's message is the end of its log,
+# at most this many lines and bytes (upstream's MaxContainerTerminationMessageLog{Lines,Length}).
+FALLBACK_LOG_LINES = 80
+FALLBACK_LOG_BYTES = 2048
+
 
 class PodWorker:
     def __init__(self, agent: NodeAgent, pod: Obj) -> None:
@@ -130,6 +136,7 @@ class PodWorker:
         self.first_seen = time.time()
         self.running_since: float | None = None
         self.terminal_reason: tuple[str, str] | None = None  # (reason, message) the kubelet failed the pod with
+        self.log_messages: dict[str, str] = {}  # container id -> its log's end (FallbackToLogsOnError)
         self._wake = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
@@ -292,6 +299,7 @@ class PodWorker:
             if await self._sync_init(grouped):
                 await self._sync_regular(grouped)
             grouped = group_instances(self.runtime.list_containers(self.uid))
+        await self._read_fallback_messages(grouped)
         status = self._publish(grouped)
         if status["phase"] in TERMINAL and not self.terminal:
             self.terminal = True
@@ -637,11 +645,30 @@ class PodWorker:
             regular.append(v)
         return init_views, regular
 
+    async def _read_fallback_messages(self, grouped: dict[str, list[ContainerStatus]]) -> None:
+        """``FallbackToLogsOnError``: a container that failed with no message of its own gets the end
+        of its log as its termination message (read once per container instance)."""
+        present = {st.id for history in grouped.values() for st in history}
+        for gone in [cid for cid in self.log_messages if cid not in present]:
+            del self.log_messages[gone]
+        for spec in self._init_specs() + self._regular_specs():
+            if spec.get("terminationMessagePolicy") != "FallbackToLogsOnError":
+                continue
+            for st in (grouped.get(spec["name"]) or [])[-2:]:
+                if st.state != "exited" or not st.exit_code or st.message or st.id in self.log_messages:
+                    continue
+                lines = [line async for line in read_log(st.log_path, LogOptions(tail_lines=FALLBACK_LOG_LINES))]
+                self.log_messages[st.id] = b"".join(lines)[-FALLBACK_LOG_BYTES:].decode("utf-8", "replace")
+
+    def _with_log_message(self, st: ContainerStatus | None) -> ContainerStatus | None:
+        message = self.log_messages.get(st.id) if st is not None else None
+        return replace(st, message=message) if st is not None and message else st
+
     def _view(self, spec: Obj, history: list[ContainerStatus], *, terminating: bool,
               restarts: Any) -> podstatus.ContainerView:
         name = spec["name"]
-        latest = history[-1] if history else None
-        previous = history[-2] if len(history) > 1 else None
+        latest = self._with_log_message(history[-1] if history else None)
+        previous = self._with_log_message(history[-2] if len(history) > 1 else None)
         v = podstatus.ContainerView(name=name, image=str(spec.get("image") or ""), current=latest, previous=previous)
         reason, message = self.waiting.get(name, ("", ""))
         if latest is None and self.mount_error:

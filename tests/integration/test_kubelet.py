@@ -325,6 +325,23 @@ def test_active_deadline_fails_the_pod_and_stops_its_containers(env: Env) -> Non
     assert pod is not None and pod["status"]["phase"] == "Failed" and pod["status"]["reason"] == "DeadlineExceeded"
 
 
+def test_fallback_to_logs_on_error_gives_the_log_tail_as_termination_message(env: Env) -> None:
+    failing = "for i in $(seq 1 100); do echo line-$i; done; exit 3"
+    env.pod("fallback", [shell("c", failing, terminationMessagePolicy="FallbackToLogsOnError")], restartPolicy="Never")
+    env.pod("file-policy", [shell("c", failing)], restartPolicy="Never")
+    env.pod("fallback-ok", [shell("c", "echo fine", terminationMessagePolicy="FallbackToLogsOnError")],
+            restartPolicy="Never")
+    pod = env.wait_pod("fallback", lambda p: "terminated" in (cstatus(p).get("state") or {}), 30, "terminated")
+    terminated = cstatus(pod)["state"]["terminated"]
+    assert terminated["exitCode"] == 3
+    # The last 80 lines of its log.
+    assert terminated["message"] == "".join(f"line-{i}\n" for i in range(21, 101)), terminated
+    pod = env.wait_pod("file-policy", lambda p: "terminated" in (cstatus(p).get("state") or {}), 30, "terminated")
+    assert "message" not in cstatus(pod)["state"]["terminated"]  # the default policy reads no log
+    pod = env.wait_pod("fallback-ok", lambda p: "terminated" in (cstatus(p).get("state") or {}), 30, "terminated")
+    assert "message" not in cstatus(pod)["state"]["terminated"]  # only a failure falls back to the log
+
+
 def test_init_containers_run_in_order_then_the_pod_succeeds(env: Env, api: APICluster) -> None:
     volume_mount = [{"name": "work", "mountPath": "/work"}]
     env.pod("init", [shell("c", "cat work/log", volumeMounts=volume_mount)], restartPolicy="Never",

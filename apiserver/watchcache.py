@@ -135,25 +135,23 @@ class ResourceCache:
                 await asyncio.sleep(0.5)
 
     async def _relist(self, prefix: bytes, end: bytes) -> None:
+        """Load the current objects. After the first time (history compacted, or the store watch
+        failed) the changes in between are unknown event by event: as upstream's cacher, every watch
+        is ended and the window starts afresh at the list's revision, so a client resuming from an
+        older resourceVersion gets 410 and lists again. Replaying the differences as events instead
+        would hand out objects whose resourceVersions go backwards within one stream."""
         result = await self.client.range(prefix, end)
         fresh: dict[bytes, dict[str, Any]] = {}
         for kv in result.kvs:
             fresh[kv.key] = self.storage.decode(kv.key, kv.value, kv.mod_revision)
-        # Anything that vanished or changed while we were not watching is replayed to watchers.
-        for key, obj in fresh.items():
-            old = self.objects.get(key)
-            if old is None:
-                self._emit(Event("ADDED", obj, result.revision, None))
-            elif old["metadata"]["resourceVersion"] != obj["metadata"]["resourceVersion"]:
-                self._emit(Event("MODIFIED", obj, result.revision, old))
-        for key, old in self.objects.items():
-            if key not in fresh:
-                gone = {**old, "metadata": {**old["metadata"], "resourceVersion": str(result.revision)}}
-                self._emit(Event("DELETED", gone, result.revision, old))
+        if self.ready.is_set():
+            for w in list(self.watchers):
+                w.close()
+            self.watchers.clear()
+            self.events.clear()
         self.objects = fresh
         self.revision = result.revision
-        if not self.ready.is_set():
-            self.complete_from = result.revision
+        self.complete_from = result.revision
         self.ready.set()
 
     def _apply(self, kind: str, key: bytes, value: bytes, revision: int) -> None:

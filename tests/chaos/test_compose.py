@@ -227,6 +227,7 @@ class Watcher:
         self.seen: list[int] = []
         self.names: set[str] = set()
         self.relists = 0
+        self.journal: list[str] = []  # what happened, for the message of a failed check
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -236,9 +237,12 @@ class Watcher:
             try:
                 path = (f"/api/v1/namespaces/default/configmaps?watch=1&allowWatchBookmarks=true"
                         f"&resourceVersion={self.rv}&timeoutSeconds=30")
+                self.journal.append(f"{time.strftime('%H:%M:%S')} watch from {self.rv}")
                 with self.api.open("GET", path, timeout=40) as resp:
                     for line in resp:
                         event = json.loads(line)
+                        meta = event["object"].get("metadata", {})
+                        self.journal.append(f"{event['type']} {meta.get('name', '')} {meta.get('resourceVersion', '')}")
                         if event["type"] == "ERROR":
                             if event["object"].get("code") != 410:
                                 raise ValueError(f"watch error {event['object']}")
@@ -250,7 +254,8 @@ class Watcher:
                             self.names.add(event["object"]["metadata"]["name"])
                         if self._stop.is_set():
                             return
-            except (OSError, ValueError, urllib.error.HTTPError):
+            except (OSError, ValueError, urllib.error.HTTPError) as exc:
+                self.journal.append(f"{time.strftime('%H:%M:%S')} broke: {exc!r}"[:200])
                 self._stop.wait(0.5)
 
     def _relist(self) -> None:
@@ -551,9 +556,25 @@ def chaos(run: Any, state: Path, project: str, kubelets: Path) -> None:
     lost = [n for n in writer.acked if f"configmap/{n}" not in stored]
     assert not lost, f"acknowledged writes lost: {lost[:10]} ({len(lost)})"
     unseen = sorted(set(writer.acked[:acked_until]) - watcher.names)
+    if unseen:
+        print(explain_unseen(api, watcher, unseen))
     assert not unseen, (f"{len(unseen)} acknowledged writes (stored) never came through the watch: {unseen[:10]}; "
                         f"last resourceVersion {watcher.rv}, relists {watcher.relists}")
     assert watcher.seen == sorted(watcher.seen), "resourceVersions went backwards in the watch"
+
+
+def explain_unseen(api: API, watcher: Watcher, unseen: list[str]) -> str:
+    """The stored resourceVersions of writes the watch missed, and the watch's journal around them."""
+    lines = []
+    for name in unseen[:5]:
+        with api.open("GET", f"/api/v1/namespaces/default/configmaps/{name}") as resp:
+            rv = int(json.loads(resp.read())["metadata"]["resourceVersion"])
+        lines.append(f"{name} stored at resourceVersion {rv}")
+        near = [i for i, entry in enumerate(watcher.journal)
+                if entry.split()[-1].isdigit() and abs(int(entry.split()[-1]) - rv) <= 3]
+        if near:
+            lines += watcher.journal[max(0, near[0] - 15): near[-1] + 15]
+    return "\n".join(lines)
 
 
 def node_ports_answer(state: Path) -> bool:

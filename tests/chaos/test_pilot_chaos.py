@@ -79,6 +79,8 @@ async def test_named_faults_heal_with_nothing_lost(cluster: Path) -> None:
     result = await chaos.run_scenarios(layout, scenarios)
     report = result.to_dict()
     print(json.dumps(report["faults"], indent=1))
+    print(json.dumps({k: v for k, v in report.items() if k != "faults"})[:20000])
+    _check_common(report, cluster)
     faults = report["faults"]
     assert [f["role"] for f in faults] == ["store leader", "API server",
                                           "active scheduler + active controller-manager", "kubelet",
@@ -96,7 +98,6 @@ async def test_named_faults_heal_with_nothing_lost(cluster: Path) -> None:
     # Restart of everything: every component was killed.
     assert len(faults[-1]["pids"]) == len(layout.components())
     assert report["ok"] is True, report
-    _check_common(report, cluster)
 
 
 def test_pilot_chaos_cli_random_faults(cluster: Path) -> None:

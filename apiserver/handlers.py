@@ -457,11 +457,12 @@ class Handlers:
                     if transport is None or transport.is_closing():
                         break
                     if bookmarks and time.monotonic() - last_bookmark >= WATCH_BOOKMARK_INTERVAL:
-                        last_bookmark = time.monotonic()
-                        if cache.revision > sent_rev:
-                            sent_rev = cache.revision
-                        await resp.write(encode("BOOKMARK", {"kind": rt.kind, "apiVersion": rt.api_version,
-                                                             "metadata": {"resourceVersion": str(sent_rev)}}))
+                        mark = watcher.bookmark(cache.revision, sent_rev)
+                        if mark is not None:
+                            last_bookmark = time.monotonic()
+                            sent_rev = mark
+                            await resp.write(encode("BOOKMARK", {"kind": rt.kind, "apiVersion": rt.api_version,
+                                                                 "metadata": {"resourceVersion": str(sent_rev)}}))
                     continue
                 if ev is None:
                     break  # closed: too slow, or the cache is shutting down

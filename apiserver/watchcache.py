@@ -73,6 +73,19 @@ class Watcher:
         except asyncio.QueueFull:
             self.close(discard=True)
 
+    def bookmark(self, cache_revision: int, sent: int) -> int | None:
+        """The resourceVersion a BOOKMARK may carry now, or None while events wait in the queue.
+
+        A bookmark promises the client every event up to its revision. The cache's revision covers
+        the events it offered to this watcher, which are delivered only once the queue is empty: a
+        ``wait_for(queue.get())`` that times out in the same loop turn as an event is queued leaves
+        that event queued, and a bookmark sent then would overtake it (a client that resumed from the
+        bookmark would never see it).
+        """
+        if not self.queue.empty():
+            return None
+        return max(cache_revision, sent)
+
     def close(self, *, discard: bool = False) -> None:
         """End the stream after what is queued, or (``discard``, or no room left for the end marker)
         right after what was already sent.

@@ -48,3 +48,36 @@ async def test_events_at_or_before_the_clients_resource_version_are_skipped() ->
         w.offer(_event(rev))
     w.close()
     assert await _drain(w) == [3, 4]
+
+
+async def test_no_bookmark_overtakes_a_queued_event() -> None:
+    """A bookmark promises every event up to its revision: while an event waits in the queue (a
+    ``wait_for(queue.get())`` that timed out as it arrived leaves it there) no bookmark is due."""
+    w = Watcher("default", lambda o: True, asyncio.Queue())
+    assert w.bookmark(cache_revision=7, sent=5) == 7
+    w.offer(_event(8))
+    assert w.bookmark(cache_revision=8, sent=7) is None
+    assert (await _drain_one(w)) == 8
+    assert w.bookmark(cache_revision=8, sent=8) == 8
+
+
+async def test_a_get_cancelled_as_an_event_arrives_leaves_it_queued() -> None:
+    """The race behind the rule above, step by step: the event is queued and the waiting get is
+    cancelled (what wait_for does when its timeout fires) before the get ran again."""
+    w = Watcher("default", lambda o: True, asyncio.Queue())
+    get = asyncio.ensure_future(w.queue.get())
+    await asyncio.sleep(0)  # the get waits on the empty queue
+    w.offer(_event(3))
+    get.cancel()
+    try:
+        await get
+    except asyncio.CancelledError:
+        pass
+    assert get.cancelled()
+    assert not w.queue.empty() and w.bookmark(cache_revision=3, sent=2) is None
+
+
+async def _drain_one(w: Watcher) -> int:
+    ev = await asyncio.wait_for(w.queue.get(), 1)
+    assert ev is not None
+    return ev.revision

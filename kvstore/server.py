@@ -532,8 +532,11 @@ class _WatchStream:
                 interval = self.server.progress_interval
                 timeout = max(0.05, interval - (time.monotonic() - last_sent)) if progress else None
                 await hub.wait_after(next_rev - 1, timeout)
-                if progress and time.monotonic() - last_sent >= interval and hub.current_revision() < next_rev:
-                    await self.send({"header": self.server.header(), **_wid(watch_id)})
+                # One read of the revision for the check and the header: the Raft thread may apply a
+                # write between two reads, and a notification at its revision would overtake its event.
+                current = hub.current_revision()
+                if progress and time.monotonic() - last_sent >= interval and current < next_rev:
+                    await self.send({"header": self.server.header(current), **_wid(watch_id)})
                     last_sent = time.monotonic()
         except (ConnectionResetError, RuntimeError):
             self._failed = True

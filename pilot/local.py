@@ -119,10 +119,9 @@ class Layout:
                 "--listen-client", f"https://127.0.0.1:{m['client']}", "--listen-peer", f"127.0.0.1:{m['peer']}",
                 "--initial-cluster", initial, "--peer-secret-file", str(self.state_dir / "peer-secret"),
                 "--cert-file", str(pki / "kvstore.crt"), "--key-file", str(pki / "kvstore.key"),
-                "--trusted-ca-file", str(pki / "ca.crt"), "--client-cert-auth"],
-                # No peer TLS here (compose has it): with it, a pilot chaos run on loopback saw elections
-                # stall for tens of seconds after a SIGSTOP and during a partition; the peers still
-                # authenticate and encrypt everything with the peer secret.
+                "--trusted-ca-file", str(pki / "ca.crt"), "--client-cert-auth",
+                "--peer-cert-file", str(pki / "kvstore.crt"), "--peer-key-file", str(pki / "kvstore.key"),
+                "--peer-trusted-ca-file", str(pki / "ca.crt")],
                 url=f"https://127.0.0.1:{m['client']}", preload=("kvstore.member",)))
         for i, port in enumerate(self.api_ports, 1):
             out.append(Component(f"apiserver-{i}", [

@@ -20,7 +20,7 @@ from kvstore.client import EtcdClient, prefix_end
 
 from .storage import Storage, resource_prefix
 from .strategy import Strategy
-from .watchcache import ResourceCache
+from .watchcache import Event, ResourceCache
 
 log = logging.getLogger(__name__)
 CRD_GROUP = "apiextensions.k8s.io"
@@ -159,6 +159,7 @@ class CRDManager:
         self.caches = caches
         self.versions: dict[tuple[str, str, str], dict[str, Any]] = {}  # (group, version, plural) -> version spec
         self._served: dict[str, list[ResourceType]] = {}  # CRD name -> its registered types
+        self._known: dict[str, dict[str, Any]] = {}  # CRD name -> the CRD as last seen
         self._task: asyncio.Task[None] | None = None
 
     def strategy(self, rt: ResourceType) -> Strategy | None:
@@ -189,14 +190,12 @@ class CRDManager:
         await cache.ready.wait()
         watcher, initial = cache.watch("", lambda o: True, None)
         try:
-            for ev in initial:
-                self._apply(ev.type, ev.object)
+            await self._resync(initial)
             while True:
                 ev = await watcher.queue.get()
-                if ev is None:  # the cache dropped us: start over from its current state
+                if ev is None:  # the cache dropped us (it relisted): start over from its current state
                     watcher, initial = cache.watch("", lambda o: True, None)
-                    for e in initial:
-                        self._apply(e.type, e.object)
+                    await self._resync(initial)
                     continue
                 self._apply(ev.type, ev.object)
                 if ev.type == "DELETED":
@@ -204,12 +203,26 @@ class CRDManager:
         finally:
             cache.unwatch(watcher)
 
+    async def _resync(self, current: list[Event]) -> None:
+        """Serve the CRDs of a fresh listing, and retire those it no longer has (deleted unseen)."""
+        present = {(e.object.get("metadata") or {}).get("name", "") for e in current}
+        for name in [n for n in self._known if n not in present]:
+            gone = self._known[name]
+            self._apply("DELETED", gone)
+            await self._delete_objects(gone)
+        for ev in current:
+            self._apply(ev.type, ev.object)
+
     def _apply(self, kind: str, crd: dict[str, Any]) -> None:
         name = (crd.get("metadata") or {}).get("name", "")
         for rt in self._served.pop(name, []):
             self.registry.remove(rt.group, rt.version, rt.plural)
             self.versions.pop((rt.group, rt.version, rt.plural), None)
-        if kind == "DELETED" or (crd.get("metadata") or {}).get("deletionTimestamp"):
+        if kind == "DELETED":
+            self._known.pop(name, None)
+            return
+        self._known[name] = crd
+        if (crd.get("metadata") or {}).get("deletionTimestamp"):
             return
         served = []
         for rt, version in resource_types(crd):

@@ -18,6 +18,7 @@ import pytest
 
 from tests.harness.apicluster import APICluster
 from tests.harness.kvcluster import post_json
+from tests.integration.test_apiserver_crd import CRD
 
 NS = "default"
 
@@ -51,8 +52,21 @@ def _store_put(c: APICluster, key: str, value: str) -> int:
     return int(body["header"]["revision"])
 
 
+def _store_delete(c: APICluster, key: str) -> None:
+    code, body = post_json(c.store.members[0].url + "/v3/kv/deleterange",
+                           {"key": base64.b64encode(key.encode()).decode()}, 5)
+    assert code == 200 and body.get("deleted") == "1", body
+
+
 def test_a_relist_ends_watches_and_expires_older_resource_versions(cluster: APICluster) -> None:
     c = cluster
+    crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    assert c.request("POST", crds, CRD)[0] == 201
+    widgets = "/apis/example.com/v1/namespaces/default/widgets"
+    deadline = time.monotonic() + 30
+    while c.request("GET", widgets)[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert c.request("GET", widgets)[0] == 200
     code, created, _ = c.request("POST", f"/api/v1/namespaces/{NS}/configmaps",
                                  {"metadata": {"name": "before"}, "data": {"a": "1"}})
     assert code == 201
@@ -67,6 +81,9 @@ def test_a_relist_ends_watches_and_expires_older_resource_versions(cluster: APIC
         c.store.kill(0)
         c.store.start(0)
         c.store.wait_ready()
+        # The CRD goes while nobody watches (straight from the store): after its relist the API
+        # server must stop serving its resource, not only learn of the CRDs still there.
+        _store_delete(c, "/registry/customresourcedefinitions.apiextensions.k8s.io/widgets.example.com")
         for i in range(5):
             top = _store_put(c, f"/unrelated/{i}", "x")
         code, body = post_json(c.store.members[0].url + "/v3/kv/compaction", {"revision": str(top)}, 5)
@@ -93,3 +110,8 @@ def test_a_relist_ends_watches_and_expires_older_resource_versions(cluster: APIC
     ev = next(later)
     assert ev["type"] == "ADDED" and ev["object"]["metadata"]["name"] == "after"
     assert int(ev["object"]["metadata"]["resourceVersion"]) > int(listed["metadata"]["resourceVersion"])
+    # The CRD deleted unseen is no longer served.
+    deadline = time.monotonic() + 30
+    while c.request("GET", widgets)[0] != 404 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert c.request("GET", widgets)[0] == 404

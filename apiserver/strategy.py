@@ -219,22 +219,23 @@ def _containers(spec: dict[str, Any], path: Path) -> list[FieldError]:
     return errs
 
 
-def _quantities(values: Any) -> dict[str, Quantity]:
-    """The parseable quantities of a requests/limits map (the decoder already refused the others)."""
+def _quantities(values: Any, path: Path, errs: list[FieldError]) -> dict[str, Quantity]:
+    """The quantities of a requests/limits map; a value that is not one is an error in ``errs``
+    (upstream's decoder refuses it, with the same words)."""
     out: dict[str, Quantity] = {}
     for name, value in (values.items() if isinstance(values, dict) else ()):
         try:
             out[str(name)] = Quantity(value)
-        except QuantityError:
-            continue
+        except QuantityError as err:
+            errs.append(FieldError.invalid(path.key(str(name)), value, str(err)))
     return out
 
 
 def _resources(resources: dict[str, Any], path: Path) -> list[FieldError]:
-    """ValidateResourceRequirements: no negative amounts, and no request over its limit."""
+    """ValidateResourceRequirements: quantities only, none negative, and no request over its limit."""
     errs: list[FieldError] = []
-    limits = _quantities(resources.get("limits"))
-    requests = _quantities(resources.get("requests"))
+    limits = _quantities(resources.get("limits"), path.child("limits"), errs)
+    requests = _quantities(resources.get("requests"), path.child("requests"), errs)
     for field, values in (("limits", limits), ("requests", requests)):
         for name, q in values.items():
             if q.sign() < 0:

@@ -109,6 +109,9 @@ def test_container_requests_within_limits(api: APICluster) -> None:
     _rejected(api, pods, pod("negative", {"requests": {"memory": "-1Gi"}}),
               "spec.containers[0].resources.requests[memory]",
               'Invalid value: "-1Gi": must be greater than or equal to 0')
+    _rejected(api, pods, pod("not-a-quantity", {"requests": {"cpu": "abc"}}),
+              "spec.containers[0].resources.requests[cpu]",
+              'Invalid value: "abc": quantities must match the regular expression')
     # A Deployment's template is checked the same way.
     tpl = _template(None)
     tpl["spec"]["containers"][0]["resources"] = {"requests": {"memory": "1Gi"}, "limits": {"memory": "512Mi"}}

@@ -51,11 +51,6 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator["APICluster"]:
     from tests.harness.apicluster import APICluster
 
     cluster = APICluster(tmp_path_factory.mktemp("api"))
-    try:
-        cluster.start()
-    except TimeoutError:
-        print(cluster.logs())
-        cluster.close()
-        raise
+    cluster.start_or_close()
     yield cluster
     cluster.close()

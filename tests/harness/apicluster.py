@@ -63,6 +63,15 @@ class APICluster:
         for i in range(self.replicas):
             self.wait_ready(i)
 
+    def start_or_close(self) -> None:
+        """``start()`` for a fixture: when it times out, print the logs and close what did start."""
+        try:
+            self.start()
+        except TimeoutError:
+            print(self.logs())
+            self.close()
+            raise
+
     def start_replica(self, i: int) -> None:
         log = open(self.root / f"apiserver-{i}.log", "ab")
         self.procs[i] = subprocess.Popen(

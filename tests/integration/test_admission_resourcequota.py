@@ -185,12 +185,7 @@ def test_kubectl_describe_quota_shows_usage(api: APICluster) -> None:
 @pytest.fixture(scope="module")
 def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[APICluster]:
     cluster = APICluster(tmp_path_factory.mktemp("quota-two"), store_size=3, replicas=2)
-    try:
-        cluster.start()
-    except TimeoutError:
-        print(cluster.logs())
-        cluster.close()
-        raise
+    cluster.start_or_close()
     yield cluster
     cluster.close()
 

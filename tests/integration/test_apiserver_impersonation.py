@@ -17,12 +17,7 @@ pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installe
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory):
     c = APICluster(tmp_path_factory.mktemp("imp"), users={"alice": []})
-    try:
-        c.start()
-    except TimeoutError:
-        print(c.logs())
-        c.close()
-        raise
+    c.start_or_close()
     assert c.request("POST", "/api/v1/namespaces", {"metadata": {"name": "t1"}})[0] == 201
     assert c.request("POST", "/api/v1/namespaces/t1/secrets", {"metadata": {"name": "s1"}})[0] == 201
     assert c.request("POST", f"{RBAC}/namespaces/t1/roles", {

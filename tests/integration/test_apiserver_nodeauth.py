@@ -13,12 +13,7 @@ from tests.harness.apicluster import APICluster
 def nodes(tmp_path_factory: pytest.TempPathFactory):
     cluster = APICluster(tmp_path_factory.mktemp("nodeauth"),
                          users={"system:node:n1": ["system:nodes"], "system:node:n2": ["system:nodes"]})
-    try:
-        cluster.start()
-    except TimeoutError:
-        print(cluster.logs())
-        cluster.close()
-        raise
+    cluster.start_or_close()
     yield cluster
     cluster.close()
 

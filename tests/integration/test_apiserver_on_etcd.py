@@ -51,12 +51,7 @@ class EtcdAPICluster(APICluster):
 @pytest.fixture(scope="module")
 def eapi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdAPICluster]:
     cluster = EtcdAPICluster(tmp_path_factory.mktemp("api-etcd"), store_size=3)
-    try:
-        cluster.start()
-    except TimeoutError:
-        print(cluster.logs())
-        cluster.close()
-        raise
+    cluster.start_or_close()
     yield cluster
     cluster.close()
 

@@ -14,12 +14,7 @@ RBAC = "/apis/rbac.authorization.k8s.io/v1"
 def rbac(tmp_path_factory: pytest.TempPathFactory):
     cluster = APICluster(tmp_path_factory.mktemp("rbac"), users={"viewer": [], "editor": [], "nsadmin": [],
                                                                   "nobody": []})
-    try:
-        cluster.start()
-    except TimeoutError:
-        print(cluster.logs())
-        cluster.close()
-        raise
+    cluster.start_or_close()
     for user, role in (("viewer", "view"), ("editor", "edit"), ("nsadmin", "admin")):
         code, body, _ = cluster.request("POST", f"{RBAC}/namespaces/default/rolebindings", {
             "metadata": {"name": f"{user}-{role}"},

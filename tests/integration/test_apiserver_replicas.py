@@ -19,12 +19,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def two(tmp_path_factory: pytest.TempPathFactory):
     cluster = APICluster(tmp_path_factory.mktemp("two"), store_size=3, replicas=2)
-    try:
-        cluster.start()
-    except TimeoutError:
-        print(cluster.logs())
-        cluster.close()
-        raise
+    cluster.start_or_close()
     yield cluster
     cluster.close()
 

@@ -26,12 +26,7 @@ NS = "default"
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[APICluster]:
     c = APICluster(tmp_path / "api")
-    try:
-        c.start()
-    except TimeoutError:
-        print(c.logs())
-        c.close()
-        raise
+    c.start_or_close()
     yield c
     c.close()
 

@@ -39,12 +39,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[APICluster]:
     # The serving certificate also names the kubernetes Service's ClusterIP, as a real cluster's does.
     ensure_certificates(root / "pki", hosts=["127.0.0.1", FIRST_IP])
     cluster = APICluster(root, replicas=2, extra_args=("--service-cluster-ip-range", CIDR, *LEASE_ARGS))
-    try:
-        cluster.start()
-    except TimeoutError:
-        print(cluster.logs())
-        cluster.close()
-        raise
+    cluster.start_or_close()
     yield cluster
     print(cluster.logs()[-6000:])
     cluster.close()

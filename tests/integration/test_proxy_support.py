@@ -71,12 +71,7 @@ def pod_ip(prefix: str) -> str:
 def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[APICluster]:
     cluster = APICluster(tmp_path_factory.mktemp("api"),
                          extra_args=("--service-cluster-ip-range", request.module.CIDR))
-    try:
-        cluster.start()
-    except TimeoutError:
-        print(cluster.logs())
-        cluster.close()
-        raise
+    cluster.start_or_close()
     yield cluster
     cluster.close()
 

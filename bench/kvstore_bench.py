@@ -37,12 +37,18 @@ Output: JSON lines on stdout, one per measurement
 then one line per (bench, case, metric) measured on both systems with ``"system": "ratio"`` and
 ``"value"`` = pilothouse / etcd. Progress and diagnostics go to stderr.
 
+With ``--rounds N`` everything above runs N times (fresh clusters each time), alternating which
+system goes first; each round's ratio lines carry ``"round"``, and a last line per metric gives the
+median of the per-round ratios (``"summary": "median over rounds"``). On a shared 2-core machine the
+speed of the machine drifts by ±20% from one half-minute to the next, more than most differences
+being measured: one round is an anecdote, the median of several is a figure.
+
 ``client_cpu`` and ``server_cpu`` on throughput lines are CPU cores used (CPU seconds / wall seconds)
 by this load generator and by the 3 members together during the measured window: when client_cpu
 is near 1.0 the single-threaded client, not the server, is the limit.
 
 Usage: python3 bench/kvstore_bench.py [--only rss,put,range,watch,failover] [--duration S]
-                                       [--systems pilothouse,etcd]
+                                       [--systems pilothouse,etcd] [--rounds N] [--peer-tls]
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ import os
 import random
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -850,18 +857,37 @@ async def run_system(system: str, root: Path, args: argparse.Namespace, bodies: 
         log(f"{system}: stopped")
 
 
-def emit_ratios() -> None:
+def emit_ratios(results: list[dict[str, Any]], round_no: int | None = None) -> list[dict[str, Any]]:
+    """Print (and return) the pilothouse/etcd ratio of every metric both systems reported."""
     by_key: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = {}
-    for r in RESULTS:
+    for r in results:
         by_key.setdefault((r["bench"], r["case"], r["metric"]), {})[r["system"]] = r
+    ratios = []
     for (bench, case, metric), d in by_key.items():
         p, e = d.get("pilothouse"), d.get("etcd")
         if not p or not e or not isinstance(p["value"], (int, float)) or not isinstance(e["value"], (int, float)):
             continue
         ratio = p["value"] / e["value"] if e["value"] else None
+        rec = {"bench": bench, "case": case, "system": "ratio", "metric": metric,
+               "value": round(ratio, 4) if ratio is not None else None, "unit": "pilothouse/etcd",
+               "pilothouse": p["value"], "etcd": e["value"], "of_unit": p["unit"]}
+        if round_no is not None:
+            rec["round"] = round_no
+        ratios.append(rec)
+        print(json.dumps(rec), flush=True)
+    return ratios
+
+
+def emit_median_ratios(ratios: list[dict[str, Any]]) -> None:
+    """One line per metric over all rounds: the median ratio, and each round's."""
+    by_key: dict[tuple[str, str, str], list[float]] = {}
+    for r in ratios:
+        if r["value"] is not None:
+            by_key.setdefault((r["bench"], r["case"], r["metric"]), []).append(r["value"])
+    for (bench, case, metric), values in by_key.items():
         print(json.dumps({"bench": bench, "case": case, "system": "ratio", "metric": metric,
-                          "value": round(ratio, 4) if ratio is not None else None, "unit": "pilothouse/etcd",
-                          "pilothouse": p["value"], "etcd": e["value"], "of_unit": p["unit"]}), flush=True)
+                          "value": round(statistics.median(values), 4), "unit": "pilothouse/etcd",
+                          "summary": "median over rounds", "rounds": values}), flush=True)
 
 
 ACTIVE: list[Cluster] = []
@@ -879,6 +905,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep-dir", action="store_true", help="keep the temporary data directories and logs")
     ap.add_argument("--peer-tls", action="store_true",
                     help="peer traffic over mutual TLS for both systems (as pilot up and compose run the store)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run everything this many times, alternating which system goes first, and "
+                         "print the median of the per-round ratios (the machine's speed drifts)")
     args = ap.parse_args(argv)
     wanted = [p.strip() for p in args.only.split(",") if p.strip()]
     bad = [p for p in wanted if p not in PHASES]
@@ -890,6 +919,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--systems takes pilothouse and/or etcd")
     if not 0 < args.duration <= 60:
         ap.error("--duration must be in (0, 60]")
+    if not 1 <= args.rounds <= 20:
+        ap.error("--rounds must be in [1, 20]")
 
     try:
         import uvloop  # noqa: F401
@@ -907,9 +938,15 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_term)
     t0 = time.monotonic()
     try:
-        for system in systems:
-            runner(run_system(system, root, args, bodies))
-        emit_ratios()
+        ratios = []
+        for round_no in range(args.rounds):
+            first = len(RESULTS)
+            order = systems if round_no % 2 == 0 else systems[::-1]
+            for system in order:
+                runner(run_system(system, root / f"round{round_no}", args, bodies))
+            ratios += emit_ratios(RESULTS[first:], round_no if args.rounds > 1 else None)
+        if args.rounds > 1:
+            emit_median_ratios(ratios)
     finally:
         for c in list(ACTIVE):
             c.close()

@@ -486,6 +486,8 @@ class APIServer:
             info_out: dict[str, Any] = {"username": user.name, "groups": list(user.groups)}
             if user.uid:
                 info_out["uid"] = user.uid
+            if user.extra:
+                info_out["extra"] = {key: list(values) for key, values in user.extra.items()}
             out["status"] = {"userInfo": info_out}
         elif rt.kind == "TokenReview":
             token = (body.get("spec") or {}).get("token", "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -77,3 +78,43 @@ def test_group_without_user_is_bad_request(cluster: APICluster) -> None:
     code, status, _ = cluster.request("GET", "/api/v1/namespaces", headers={"Impersonate-Group": "devs"})
     assert code == 400 and status["reason"] == "BadRequest"
     assert "without impersonating a user" in status["message"]
+
+
+def test_uid_and_extras_are_impersonated_and_each_authorized(cluster: APICluster) -> None:
+    out = cluster.kubectl("auth", "whoami", "--as", "carol", "--as-uid", "uid-42", "-o", "json").stdout
+    info = json.loads(out)["status"]["userInfo"]
+    assert info["username"] == "carol" and info["uid"] == "uid-42"
+    code, review, _ = cluster.request(
+        "POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+        headers={"Impersonate-User": "carol", "Impersonate-Extra-Scopes": "view",
+                 "Impersonate-Extra-Reason%2Fwhy": "audit"})
+    assert code == 201, review
+    assert review["status"]["userInfo"]["extra"] == {"scopes": ["view"], "reason/why": ["audit"]}
+    # alice may impersonate users, and nothing else: a uid or an extra is refused on its own.
+    assert cluster.request("POST", f"{RBAC}/clusterroles", {
+        "metadata": {"name": "impersonate-users"},
+        "rules": [{"apiGroups": [""], "resources": ["users"], "verbs": ["impersonate"]}]})[0] == 201
+    assert cluster.request("POST", f"{RBAC}/clusterrolebindings", {
+        "metadata": {"name": "alice-impersonates-users"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "impersonate-users"},
+        "subjects": [{"kind": "User", "name": "alice", "apiGroup": "rbac.authorization.k8s.io"}]})[0] == 201
+    whoami = ("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+              {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+    deadline = time.monotonic() + 10  # the binding reaches the authorizer through a watch
+    while True:
+        code, review, _ = cluster.request(*whoami, token=cluster.tokens["alice"], headers={"Impersonate-User": "carol"})
+        if code == 201 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert code == 201 and review["status"]["userInfo"]["username"] == "carol"
+    code, status, _ = cluster.request(*whoami, token=cluster.tokens["alice"],
+                                      headers={"Impersonate-User": "carol", "Impersonate-Uid": "uid-42"})
+    assert code == 403 and status["message"].startswith(
+        'uids.authentication.k8s.io "uid-42" is forbidden: User "alice" cannot impersonate resource "uids" '
+        'in API group "authentication.k8s.io"')
+    code, status, _ = cluster.request(*whoami, token=cluster.tokens["alice"],
+                                      headers={"Impersonate-User": "carol", "Impersonate-Extra-Scopes": "view"})
+    assert code == 403 and status["message"].startswith(
+        'userextras.authentication.k8s.io "view" is forbidden: User "alice" cannot impersonate resource '
+        '"userextras/scopes" in API group "authentication.k8s.io"')

@@ -39,6 +39,7 @@ from .audit import AuditLog
 from .crd import CRD_GROUP, CRDManager, CRDStrategy
 from .encryption import load_config as load_encryption_config
 from .handlers import Handlers
+from .health import HealthEndpoints
 from .kubernetes_service import KubernetesService
 from .storage import Storage, Transformer, object_key
 from .serviceaccounts import ServiceAccountAuthenticator, TokenIssuer, load_private_key, token_request
@@ -132,6 +133,11 @@ class APIServer:
         watchers = Gauge("apiserver_registered_watchers", "Open watch streams", registry=self.metrics)
         watchers.set_function(lambda: self.handlers.watchers)
         self._ready = False
+        self._shutting_down = False
+        self.health = HealthEndpoints(
+            etcd=lambda: self.client.get(b"health"),
+            informers_synced=lambda: bool(self.caches) and all(c.ready.is_set() for c in self.caches.values()),
+            bootstrapped=lambda: self._ready, shutting_down=lambda: self._shutting_down)
 
     def _cached_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
         cache = self.caches.get(("", "pods"))
@@ -246,6 +252,7 @@ class APIServer:
         return self._proxy_session
 
     async def stop(self) -> None:
+        self._shutting_down = True
         if self._proxy_session is not None:
             await self._proxy_session.close()
         await self.kubernetes_service.stop()
@@ -342,9 +349,8 @@ class APIServer:
         is_resource = path.startswith(("/api/", "/apis/")) and requestinfo.parse(self.registry, path.rstrip("/")) is not None
         if not is_resource and self._ready:
             await self._authorize_path(request)
-        if path in ("/healthz", "/livez", "/readyz") or path.startswith(("/healthz/", "/livez/", "/readyz/")):
-            ok = self._ready or not path.startswith("/readyz")
-            return web.Response(status=200 if ok else 503, text="ok" if ok else "not ready")
+        if self.health.handles(path):
+            return await self.health.respond(request)
         if path.rstrip("/") == "/version":
             return web.json_response(discovery.VERSION_INFO)
         if path == "/metrics":

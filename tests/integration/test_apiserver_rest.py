@@ -36,6 +36,22 @@ def test_unauthenticated_and_bad_tokens_get_401(api: APICluster) -> None:
     assert code == 200
 
 
+def test_health_endpoints_list_their_checks(api: APICluster) -> None:
+    for path in ("/healthz", "/livez", "/readyz"):
+        assert api.request("GET", path, token="")[:2] == (200, b"ok")
+    code, body, headers = api.request("GET", "/readyz?verbose")
+    assert code == 200 and headers["Content-Type"].startswith("text/plain")
+    lines = body.decode().splitlines()
+    assert lines[0] == "[+]ping ok" and lines[-1] == "readyz check passed"
+    for check in ("etcd", "etcd-readiness", "informer-sync", "poststarthook/rbac/bootstrap-roles", "shutdown"):
+        assert f"[+]{check} ok" in lines
+    code, body, _ = api.request("GET", "/livez?verbose&exclude=etcd")
+    assert code == 200 and "[+]etcd excluded: ok" in body.decode() and "[+]etcd ok" not in body.decode()
+    assert api.request("GET", "/readyz/etcd")[:2] == (200, b"ok")
+    assert api.request("GET", "/livez/shutdown")[0] == 404  # a readiness check only
+    assert api.request("GET", "/readyz/etcd", token="")[0] == 401  # only the bare endpoints are public
+
+
 def test_create_get_update_conflict_delete(api: APICluster) -> None:
     code, created, _ = api.request("POST", NS + "/configmaps", cm("c1", a="1"))
     assert code == 201

@@ -35,3 +35,28 @@ def test_an_api_server_waits_for_a_store_without_quorum(tmp_path: Path) -> None:
         assert code == 200, body
     finally:
         cluster.close()
+
+
+def test_readiness_and_liveness_follow_the_store(tmp_path: Path) -> None:
+    cluster = APICluster(tmp_path / "health", store_size=3)
+    cluster.start_or_close()
+    try:
+        for i in (1, 2):
+            cluster.store.kill(i)
+        deadline = time.monotonic() + 30
+        while True:  # the store check's last result is reused for a second
+            code, body, _ = cluster.request("GET", "/readyz", token="")
+            if code == 500 or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        text = body.decode()
+        assert code == 500 and "[-]etcd failed: reason withheld" in text and text.endswith("readyz check failed\n")
+        assert "[+]ping ok" in text and "[+]informer-sync ok" in text
+        assert cluster.request("GET", "/livez", token="")[0] == 500
+        assert cluster.request("GET", "/readyz?exclude=etcd&exclude=etcd-readiness", token="")[:2] == (200, b"ok")
+        for i in (1, 2):
+            cluster.store.start(i)
+        cluster.wait_ready(0, timeout=60)
+        assert cluster.request("GET", "/readyz", token="")[:2] == (200, b"ok")
+    finally:
+        cluster.close()

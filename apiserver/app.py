@@ -357,7 +357,7 @@ class APIServer:
             return web.Response(body=generate_latest(self.metrics),
                                 headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
         if path.startswith("/openapi/"):
-            return self._openapi(path, request.headers.get("Accept", ""))
+            return self._openapi(path)
         trimmed = path.rstrip("/") or "/"
         if trimmed in ("/api", "/apis"):
             accept = request.headers.get("Accept", "")
@@ -390,11 +390,7 @@ class APIServer:
             raise errors.not_found_url()
         return web.json_response(doc)
 
-    def _openapi(self, path: str, accept: str) -> web.Response:
-        if path.rstrip("/") == "/openapi/v2":
-            if openapi.SWAGGER_PROTOBUF_ACCEPT in accept:
-                return web.Response(body=openapi.swagger_protobuf(), headers={"Content-Type": openapi.SWAGGER_PROTOBUF})
-            return web.json_response(openapi.swagger_document())
+    def _openapi(self, path: str) -> web.Response:
         if path.rstrip("/") == "/openapi/v3":
             return web.json_response(openapi.root_document(self.registry, self.crds.schema))
         rest = path[len("/openapi/v3/"):].strip("/").split("/")

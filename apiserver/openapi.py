@@ -8,14 +8,6 @@ the server validates.
 
 Built-in kinds get real schemas (apiserver/schemas.py) so ``kubectl explain`` works; custom
 resources get their CRD's ``openAPIV3Schema``.
-
-OpenAPI v2 (``/openapi/v2``) is a Swagger 2.0 document with no paths and no definitions, in JSON or
-in the protobuf form kubectl asks for. kubectl reads v2 in two places. It validates a ``kind: List``
-file on the client (the List kind has no PATCH operation to carry ``fieldValidation``); with no
-definition for an item's kind, it leaves that item to the server, which validates every item it
-receives. Its client-side ``apply`` takes strategic-merge keys from v2 when a definition names the
-kind, and from its compiled-in types otherwise. The v3 schemas carry no merge keys, so publishing them
-as v2 definitions would turn merged lists (containers, ports, env) into replaced ones.
 """
 
 from __future__ import annotations
@@ -131,31 +123,3 @@ def root_document(registry: Registry, custom_schema: CustomSchema | None = None)
             path = _gv_path(group, version)
             paths[path] = {"serverRelativeURL": f"/openapi/v3/{path}?hash={digest}"}
     return {"paths": paths}
-
-
-# kubectl asks for the "@v1.0" form; the answer carries the dotted form, as upstream's, because Go's
-# MIME parser (client-go reads the response's Content-Type) refuses the "@".
-SWAGGER_PROTOBUF_ACCEPT = "com.github.proto-openapi.spec.v2"
-SWAGGER_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
-_SWAGGER_INFO = {"title": "Kubernetes", "version": "v1.32.0"}
-
-
-def swagger_document() -> dict[str, Any]:
-    """The OpenAPI v2 document as JSON (see the module docstring for why it is empty)."""
-    return {"swagger": "2.0", "info": dict(_SWAGGER_INFO), "paths": {}, "definitions": {}}
-
-
-def _proto_field(number: int, payload: bytes) -> bytes:
-    """A length-delimited protobuf field (wire type 2); field numbers and lengths here stay < 128."""
-    assert number < 16 and len(payload) < 128
-    return bytes([number << 3 | 2, len(payload)]) + payload
-
-
-@functools.lru_cache(maxsize=1)
-def swagger_protobuf() -> bytes:
-    """``swagger_document()`` as gnostic's ``openapi.v2.Document`` message, which kubectl decodes.
-
-    Document: swagger = 1, info = 2 (Info: title = 1, version = 2), paths = 8, definitions = 9.
-    """
-    info = (_proto_field(1, _SWAGGER_INFO["title"].encode()) + _proto_field(2, _SWAGGER_INFO["version"].encode()))
-    return _proto_field(1, b"2.0") + _proto_field(2, info) + _proto_field(8, b"") + _proto_field(9, b"")

@@ -57,33 +57,6 @@ def test_apply_client_side_then_change_then_unchanged(api: APICluster) -> None:
     assert [p["containerPort"] for p in c["ports"]] == [80]
 
 
-def test_apply_create_replace_a_list_file(api: APICluster) -> None:
-    """A ``kind: List`` (what ``kubectl get -o yaml`` writes) goes through kubectl's v2 validation path."""
-    listed = {"apiVersion": "v1", "kind": "List", "items": [
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "listed-cm"}, "data": {"a": "1"}},
-        json.loads(api.kubectl("create", "deployment", "listed-deploy", "--image=nginx:1.27",
-                               "--dry-run=client", "-o", "json").stdout)]}
-    out = api.kubectl("apply", "-f", "-", input=json.dumps(listed)).stdout
-    assert "configmap/listed-cm created" in out and "deployment.apps/listed-deploy created" in out
-    # What get -o yaml prints applies back (its last-applied annotation is new, so "configured").
-    dumped = api.kubectl("get", "configmap/listed-cm", "deployment/listed-deploy", "-o", "yaml").stdout
-    assert dumped.startswith("apiVersion: v1\nitems:")
-    out = api.kubectl("apply", "-f", "-", input=dumped).stdout
-    assert "configmap/listed-cm configured" in out and "deployment.apps/listed-deploy configured" in out
-    # Each item is still validated by the server (strictly): an unknown field changes nothing.
-    listed["items"][0]["data"] = {"a": "2"}
-    listed["items"][0]["bogus"] = 1
-    bad = api.kubectl("apply", "-f", "-", input=json.dumps(listed), check=False)
-    assert bad.returncode != 0 and 'unknown field "bogus"' in bad.stderr
-    assert json.loads(api.kubectl("get", "cm", "listed-cm", "-o", "json").stdout)["data"] == {"a": "1"}
-    del listed["items"][0]["bogus"]
-    assert "configmap/listed-cm replaced" in api.kubectl("replace", "-f", "-", input=json.dumps(listed)).stdout
-    assert json.loads(api.kubectl("get", "cm", "listed-cm", "-o", "json").stdout)["data"] == {"a": "2"}
-    api.kubectl("delete", "-f", "-", input=json.dumps(listed))
-    out = api.kubectl("create", "-f", "-", input=json.dumps(listed)).stdout
-    assert "configmap/listed-cm created" in out and "deployment.apps/listed-deploy created" in out
-
-
 def test_apply_server_side(api: APICluster) -> None:
     out = api.kubectl("apply", "--server-side", "-f", "-", input=manifest("sapply", 1)).stdout
     assert "serverside-applied" in out

@@ -299,8 +299,7 @@ def test_discovery(api: APICluster) -> None:
     pods = next(r for r in v1["resources"] if r["name"] == "pods")
     assert pods["singularName"] == "pod" and pods["namespaced"] is True
     assert any(r["name"] == "pods/status" and r["singularName"] == "" for r in v1["resources"])
-    code, swagger, _ = api.request("GET", "/openapi/v2")
-    assert code == 200 and swagger["swagger"] == "2.0" and swagger["definitions"] == {}
+    assert api.request("GET", "/openapi/v2")[0] == 404
     code, root, _ = api.request("GET", "/openapi/v3")
     url = root["paths"]["apis/apps/v1"]["serverRelativeURL"]
     code, doc, _ = api.request("GET", url)

@@ -12,7 +12,10 @@ Layout under the kubelet's root directory (``--root-dir``)::
 
 Pod IPs are loopback addresses from the node's pod CIDR (``kubelet.ipam``); nothing has to be set up
 for them because Linux answers on all of 127.0.0.0/8. A container that wants its own port space
-binds ``$POD_IP``; one that binds 0.0.0.0 shares the host's.
+binds ``$POD_IP``. Python programs get that for a wildcard bind too (``0.0.0.0``, ``::``): ``PYTHONPATH``
+starts with ``kubelet/podnet``, whose ``sitecustomize`` turns it into a bind of ``$POD_IP``, so
+replicas of ``python3 -m http.server`` on one node do not collide. Other programs that bind 0.0.0.0
+share the host's port space.
 
 ``image`` is ignored (recorded in the status, with an ``imageID`` derived from its name): the
 command runs from the host's filesystem. Exits are noticed through a pidfd on the shim (it is
@@ -54,6 +57,7 @@ from .base import (EXITED, RUNNING, AttachedStdin, ContainerConfig, ContainerSta
 log = logging.getLogger(__name__)
 
 SHIM = Path(__file__).resolve().parent.parent / "shim.py"
+PODNET = Path(__file__).resolve().parent.parent / "podnet"  # its sitecustomize gives Python a pod's port space
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -391,6 +395,8 @@ class ProcessRuntime(Runtime):
         with contextlib.suppress(FileNotFoundError):
             log_path.unlink()  # a leftover of an instance that was removed
         env = {"PATH": os.environ.get("PATH", DEFAULT_PATH), **config.env}
+        if sandbox.ip:  # not hostNetwork: a Python server's wildcard bind takes the pod IP (podnet/)
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PODNET), env.get("PYTHONPATH", "")) if p)
         cwd = config.working_dir
         cgroups = self.cgroups.for_container(cid) if (config.memory_limit or config.cpu_limit_milli
                                                       or self.cgroups.bases) else []
@@ -754,7 +760,6 @@ class ProcessExec(ExecSession):
 
     async def write_stdin(self, data: bytes) -> None:
         if self.master is not None:
-            loop = asyncio.get_running_loop()
             view = memoryview(data)
             while view:
                 try:

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -268,6 +269,44 @@ def test_python_pod_becomes_running_and_ready_through_its_readiness_probe(env: E
     v1 = k8s.CoreV1Api(kcfg.new_client_from_config(config_file=str(api.kubeconfig)))
     typed = v1.read_namespaced_pod("web", env.ns)
     assert typed.status.container_statuses[0].ready is True
+
+
+def test_python_servers_binding_every_address_get_their_pod_ip(env: Env, tmp_path: Path) -> None:
+    """Two pods on one node run a server on the same wildcard port, as pods with their own network do."""
+    # A host socket on that port's wildcard would make any further wildcard bind fail.
+    host = socket.socket()
+    host.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    host.bind(("127.0.0.1", 0))
+    host.listen()
+    port = host.getsockname()[1]
+    dual = ("import http.server, socket\n"
+            "class S(http.server.ThreadingHTTPServer):\n"
+            "    address_family = socket.AF_INET6\n"
+            "    def server_bind(self):\n"
+            "        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)\n"
+            "        super().server_bind()\n"
+            f"S(('::', {port}), http.server.SimpleHTTPRequestHandler).serve_forever()\n")
+    try:
+        for name in ("wild-1", "wild-2"):
+            env.pod(name, [{"name": "c", "image": "python:3.12", "command": [PY, "-m", "http.server", str(port)],
+                            "workingDir": str(tmp_path)}])
+        env.pod("wild-v6", [{"name": "c", "image": "python:3.12", "command": [PY, "-c", dual],
+                             "workingDir": str(tmp_path)}])
+        for name in ("wild-1", "wild-2", "wild-v6"):
+            pod = env.wait_pod(name, running_ready, 60, f"{name} Running")
+            ip = pod["status"]["podIP"]
+            ok = wait_for(lambda: _http_ok(f"http://{ip}:{port}/"), 20, f"{name} answering on {ip}:{port}")
+            assert ok and cstatus(pod)["restartCount"] == 0
+    finally:
+        host.close()
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
 
 
 def test_env_from_downward_api_configmaps_and_secrets(env: Env, api: APICluster) -> None:

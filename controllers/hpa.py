@@ -74,12 +74,13 @@ def resource_quantity(value: Any, name: str) -> float:
     return float(q.milli_value()) if name == "cpu" else float(q)
 
 
-def pod_request(pod: Mapping[str, Any], name: str) -> float | None:
+def pod_request(pod: Mapping[str, Any], name: str) -> float | str:
+    """The pod's total request for resource ``name``, or the name of a container without one."""
     total = 0.0
     for c in (pod.get("spec") or {}).get("containers") or []:
         req = ((c.get("resources") or {}).get("requests") or {}).get(name)
         if req is None:
-            return None
+            return str(c.get("name") or "")
         total += resource_quantity(req, name)
     return total
 
@@ -414,10 +415,11 @@ class HPAController(BaseController):
             requests: dict[str, float] = {}
             for p in live:
                 r = pod_request(p, name)
-                if r is None or r <= 0:
+                if isinstance(r, str) or r <= 0:
+                    container = r if isinstance(r, str) else ""
                     raise MetricError("FailedGetResourceMetric",
                                       f"failed to get {name} utilization: missing request for {name} in container "
-                                      f"of Pod {m.name(p)}")
+                                      f"{container} of Pod {m.name(p)}")
                 requests[m.name(p)] = r
             goal = float(target.get("averageUtilization") or 80)
             proposal, utilization = replicas_for_utilization(

@@ -63,7 +63,7 @@ def test_quantities() -> None:
     assert h.resource_quantity("250m", "cpu") == 250
     assert h.resource_quantity("12345678n", "cpu") == 13
     assert h.resource_quantity("64Mi", "memory") == 64 * 1024 * 1024
-    pod = {"spec": {"containers": [{"resources": {"requests": {"cpu": "100m"}}},
-                                   {"resources": {"requests": {"cpu": "0.2"}}}]}}
+    pod = {"spec": {"containers": [{"name": "app", "resources": {"requests": {"cpu": "100m", "memory": "1Mi"}}},
+                                   {"name": "sidecar", "resources": {"requests": {"cpu": "0.2"}}}]}}
     assert h.pod_request(pod, "cpu") == 300
-    assert h.pod_request(pod, "memory") is None
+    assert h.pod_request(pod, "memory") == "sidecar"  # the container upstream's error names

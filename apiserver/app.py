@@ -17,7 +17,7 @@ import ssl
 import sys
 import time
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import orjson
 import aiohttp
@@ -49,6 +49,9 @@ from .rbac import RBAC_GROUP, EscalationCheck, PrivilegedGroups, RBACAuthorizer,
 from .rbac import default_objects as default_rbac_objects
 from .rbac import reconcile as reconcile_rbac_default
 from .watchcache import ResourceCache
+
+if TYPE_CHECKING:
+    from .metricsapi import MetricsAPI
 
 log = logging.getLogger("apiserver")
 
@@ -134,6 +137,7 @@ class APIServer:
         watchers.set_function(lambda: self.handlers.watchers)
         self._ready = False
         self._shutting_down = False
+        self._metrics_api: MetricsAPI | None = None
         self.health = HealthEndpoints(
             etcd=lambda: self.client.get(b"health"),
             informers_synced=lambda: bool(self.caches) and all(c.ready.is_set() for c in self.caches.values()),
@@ -255,6 +259,8 @@ class APIServer:
         self._shutting_down = True
         if self._proxy_session is not None:
             await self._proxy_session.close()
+        if self._metrics_api is not None:
+            await self._metrics_api.close()
         await self.kubernetes_service.stop()
         self._gc_task.cancel()
         await self.admission.close()
@@ -419,9 +425,11 @@ class APIServer:
         user: UserInfo = request["user"]
         rt = info.rt
         if rt.group == "metrics.k8s.io":
-            from . import metricsapi  # PodMetrics/NodeMetrics from the kubelets' /stats/summary
+            if self._metrics_api is None:
+                from .metricsapi import MetricsAPI  # PodMetrics/NodeMetrics from the kubelets' /stats/summary
 
-            return await metricsapi.handle(self, request, info, verb)
+                self._metrics_api = MetricsAPI(self)
+            return await self._metrics_api.handle(request, info, verb)
         if rt.virtual:
             if verb != "create":
                 raise errors.method_not_allowed(resource=rt.plural, action=verb, group=rt.group)

@@ -38,18 +38,6 @@ CACHE_SECONDS = 10.0
 WINDOW = "10s"  # the kubelet samples usage every 10 s
 TIMEOUT = 5.0
 
-_session: aiohttp.ClientSession | None = None
-_cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
-
-
-def _client() -> aiohttp.ClientSession:
-    global _session
-    if _session is None or _session.closed:
-        _session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False, limit=64),
-                                         timeout=aiohttp.ClientTimeout(total=TIMEOUT))
-    return _session
-
-
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -72,43 +60,6 @@ def _endpoint(node: dict[str, Any]) -> str | None:
     return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
 
 
-async def _summary(node: dict[str, Any], authorization: str) -> dict[str, Any] | None:
-    name = (node.get("metadata") or {}).get("name", "")
-    hit = _cache.get(name)
-    now = time.monotonic()
-    if hit is not None and hit[0] > now:
-        return hit[1]
-    base = _endpoint(node)
-    summary = None
-    if base is not None:
-        try:
-            headers = {"Authorization": authorization} if authorization else {}
-            async with _client().get(f"{base}/stats/summary?node={quote(name)}", headers=headers) as resp:
-                if resp.status == 200:
-                    summary = orjson.loads(await resp.read())
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError):
-            summary = None
-    _cache[name] = (now + CACHE_SECONDS, summary)
-    return summary
-
-
-async def _summaries(server: APIServer, request: web.Request, only_node: str = "") -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    nodes_rt = server.registry.get("", "v1", "nodes")
-    assert nodes_rt is not None
-    if only_node:
-        try:
-            nodes = [await server.storage.get(nodes_rt, "", only_node)]
-        except StatusError as err:
-            if err.code == 404:
-                return []
-            raise
-    else:
-        nodes = (await server.storage.list(nodes_rt, "")).items
-    auth = request.headers.get("Authorization", "")
-    results = await asyncio.gather(*(_summary(n, auth) for n in nodes))
-    return [(n, s) for n, s in zip(nodes, results) if s is not None]
-
-
 def _list(kind: str, items: list[dict[str, Any]]) -> web.Response:
     body = {"kind": f"{kind}List", "apiVersion": GROUP_VERSION, "metadata": {}, "items": items}
     return web.Response(body=orjson.dumps(body), content_type="application/json")
@@ -118,76 +69,131 @@ def _one(obj: dict[str, Any]) -> web.Response:
     return web.Response(body=orjson.dumps(obj), content_type="application/json")
 
 
-async def handle(server: APIServer, request: web.Request, info: RequestInfo, verb: str) -> web.StreamResponse:
-    rt = info.rt
-    if info.subresource or verb not in ("get", "list"):
-        raise errors.method_not_allowed(resource=rt.plural, action=verb, group=rt.group)
-    try:
-        selector = LabelSelector.parse(request.query.get("labelSelector", ""))
-    except ValueError as exc:
-        raise errors.bad_request(f"unable to parse requirement: {exc}") from None
-    if rt.plural == "nodes":
-        return await _nodes(server, request, info, selector)
-    return await _pods(server, request, info, selector)
+class MetricsAPI:
+    """metrics.k8s.io for one API server: its client to the kubelets and the summaries it fetched."""
+
+    def __init__(self, server: APIServer) -> None:
+        self._server = server
+        self._session: aiohttp.ClientSession | None = None
+        self._cache: dict[str, tuple[float, dict[str, Any] | None]] = {}  # node -> (expires, summary)
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False, limit=64),
+                                                  timeout=aiohttp.ClientTimeout(total=TIMEOUT))
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def _summary(self, node: dict[str, Any], authorization: str) -> dict[str, Any] | None:
+        name = (node.get("metadata") or {}).get("name", "")
+        hit = self._cache.get(name)
+        now = time.monotonic()
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        base = _endpoint(node)
+        summary = None
+        if base is not None:
+            try:
+                headers = {"Authorization": authorization} if authorization else {}
+                async with self._client().get(f"{base}/stats/summary?node={quote(name)}", headers=headers) as resp:
+                    if resp.status == 200:
+                        summary = orjson.loads(await resp.read())
+            except (aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError):
+                summary = None
+        self._cache[name] = (now + CACHE_SECONDS, summary)
+        return summary
 
 
-async def _nodes(server: APIServer, request: web.Request, info: RequestInfo, selector: LabelSelector) -> web.Response:
-    items = []
-    for node, summary in await _summaries(server, request, info.name):
-        labels = (node.get("metadata") or {}).get("labels") or {}
-        if not info.name and not selector.matches(labels):
-            continue
-        stats = summary.get("node") or {}
-        cpu, memory = stats.get("cpu") or {}, stats.get("memory") or {}
-        items.append({"kind": "NodeMetrics", "apiVersion": GROUP_VERSION,
-                      "metadata": {"name": node["metadata"]["name"], "creationTimestamp": _now(), "labels": labels},
-                      "timestamp": cpu.get("time") or _now(), "window": WINDOW,
-                      "usage": {"cpu": cpu_quantity(cpu.get("usageNanoCores")),
-                                "memory": memory_quantity(memory.get("workingSetBytes"))}})
-    if info.name:
-        if not items:
-            raise errors.not_found(resource="nodes", name=info.name, group="metrics.k8s.io")
-        return _one(items[0])
-    return _list("NodeMetrics", items)
+    async def _summaries(self, request: web.Request, only_node: str = "") -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        nodes_rt = self._server.registry.get("", "v1", "nodes")
+        assert nodes_rt is not None
+        if only_node:
+            try:
+                nodes = [await self._server.storage.get(nodes_rt, "", only_node)]
+            except StatusError as err:
+                if err.code == 404:
+                    return []
+                raise
+        else:
+            nodes = (await self._server.storage.list(nodes_rt, "")).items
+        auth = request.headers.get("Authorization", "")
+        results = await asyncio.gather(*(self._summary(n, auth) for n in nodes))
+        return [(n, s) for n, s in zip(nodes, results) if s is not None]
 
 
-async def _pods(server: APIServer, request: web.Request, info: RequestInfo, selector: LabelSelector) -> web.Response:
-    pods_rt = server.registry.get("", "v1", "pods")
-    assert pods_rt is not None
-    if info.name:
+    async def handle(self, request: web.Request, info: RequestInfo, verb: str) -> web.StreamResponse:
+        rt = info.rt
+        if info.subresource or verb not in ("get", "list"):
+            raise errors.method_not_allowed(resource=rt.plural, action=verb, group=rt.group)
         try:
-            pods = [await server.storage.get(pods_rt, info.namespace, info.name)]
-        except StatusError as err:
-            if err.code == 404:
-                raise errors.not_found(resource="pods", name=info.name, group="metrics.k8s.io") from None
-            raise
-    else:
-        pods = [p for p in (await server.storage.list(pods_rt, info.namespace)).items
-                if selector.matches((p.get("metadata") or {}).get("labels") or {})]
-    wanted = {(p["metadata"].get("namespace"), p["metadata"].get("name")): p for p in pods
-              if (p.get("spec") or {}).get("nodeName")}
-    nodes = {(p.get("spec") or {}).get("nodeName") for p in wanted.values()}
-    summaries = await _summaries(server, request, next(iter(nodes)) if len(nodes) == 1 else "") if nodes else []
-    items = []
-    for _node, summary in summaries:
-        for stat in summary.get("pods") or []:
-            ref = stat.get("podRef") or {}
-            pod = wanted.get((ref.get("namespace"), ref.get("name")))
-            if pod is None or pod["metadata"].get("uid") != ref.get("uid"):
+            selector = LabelSelector.parse(request.query.get("labelSelector", ""))
+        except ValueError as exc:
+            raise errors.bad_request(f"unable to parse requirement: {exc}") from None
+        if rt.plural == "nodes":
+            return await self._nodes(request, info, selector)
+        return await self._pods(request, info, selector)
+
+
+    async def _nodes(self, request: web.Request, info: RequestInfo, selector: LabelSelector) -> web.Response:
+        items = []
+        for node, summary in await self._summaries(request, info.name):
+            labels = (node.get("metadata") or {}).get("labels") or {}
+            if not info.name and not selector.matches(labels):
                 continue
-            containers = [{"name": c.get("name"),
-                           "usage": {"cpu": cpu_quantity((c.get("cpu") or {}).get("usageNanoCores")),
-                                     "memory": memory_quantity((c.get("memory") or {}).get("workingSetBytes"))}}
-                          for c in stat.get("containers") or []]
-            ts = (stat.get("cpu") or {}).get("time") or _now()
-            items.append({"kind": "PodMetrics", "apiVersion": GROUP_VERSION,
-                          "metadata": {"name": ref.get("name"), "namespace": ref.get("namespace"),
-                                       "creationTimestamp": _now(),
-                                       "labels": (pod.get("metadata") or {}).get("labels") or {}},
-                          "timestamp": ts, "window": WINDOW, "containers": containers})
-    items.sort(key=lambda o: (o["metadata"]["namespace"], o["metadata"]["name"]))
-    if info.name:
-        if not items:
-            raise errors.not_found(resource="pods", name=info.name, group="metrics.k8s.io")
-        return _one(items[0])
-    return _list("PodMetrics", items)
+            stats = summary.get("node") or {}
+            cpu, memory = stats.get("cpu") or {}, stats.get("memory") or {}
+            items.append({"kind": "NodeMetrics", "apiVersion": GROUP_VERSION,
+                          "metadata": {"name": node["metadata"]["name"], "creationTimestamp": _now(), "labels": labels},
+                          "timestamp": cpu.get("time") or _now(), "window": WINDOW,
+                          "usage": {"cpu": cpu_quantity(cpu.get("usageNanoCores")),
+                                    "memory": memory_quantity(memory.get("workingSetBytes"))}})
+        if info.name:
+            if not items:
+                raise errors.not_found(resource="nodes", name=info.name, group="metrics.k8s.io")
+            return _one(items[0])
+        return _list("NodeMetrics", items)
+
+
+    async def _pods(self, request: web.Request, info: RequestInfo, selector: LabelSelector) -> web.Response:
+        pods_rt = self._server.registry.get("", "v1", "pods")
+        assert pods_rt is not None
+        if info.name:
+            try:
+                pods = [await self._server.storage.get(pods_rt, info.namespace, info.name)]
+            except StatusError as err:
+                if err.code == 404:
+                    raise errors.not_found(resource="pods", name=info.name, group="metrics.k8s.io") from None
+                raise
+        else:
+            pods = [p for p in (await self._server.storage.list(pods_rt, info.namespace)).items
+                    if selector.matches((p.get("metadata") or {}).get("labels") or {})]
+        wanted = {(p["metadata"].get("namespace"), p["metadata"].get("name")): p for p in pods
+                  if (p.get("spec") or {}).get("nodeName")}
+        nodes = {(p.get("spec") or {}).get("nodeName") for p in wanted.values()}
+        summaries = await self._summaries(request, next(iter(nodes)) if len(nodes) == 1 else "") if nodes else []
+        items = []
+        for _node, summary in summaries:
+            for stat in summary.get("pods") or []:
+                ref = stat.get("podRef") or {}
+                pod = wanted.get((ref.get("namespace"), ref.get("name")))
+                if pod is None or pod["metadata"].get("uid") != ref.get("uid"):
+                    continue
+                containers = [{"name": c.get("name"),
+                               "usage": {"cpu": cpu_quantity((c.get("cpu") or {}).get("usageNanoCores")),
+                                         "memory": memory_quantity((c.get("memory") or {}).get("workingSetBytes"))}}
+                              for c in stat.get("containers") or []]
+                ts = (stat.get("cpu") or {}).get("time") or _now()
+                items.append({"kind": "PodMetrics", "apiVersion": GROUP_VERSION,
+                              "metadata": {"name": ref.get("name"), "namespace": ref.get("namespace"),
+                                           "creationTimestamp": _now(),
+                                           "labels": (pod.get("metadata") or {}).get("labels") or {}},
+                              "timestamp": ts, "window": WINDOW, "containers": containers})
+        items.sort(key=lambda o: (o["metadata"]["namespace"], o["metadata"]["name"]))
+        if info.name:
+            if not items:
+                raise errors.not_found(resource="pods", name=info.name, group="metrics.k8s.io")
+            return _one(items[0])
+        return _list("PodMetrics", items)

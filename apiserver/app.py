@@ -104,6 +104,7 @@ class APIServer:
         self.advertise = advertise
         self.caches: dict[tuple[str, str], ResourceCache] = {}
         self._proxy_session: aiohttp.ClientSession | None = None
+        self._kubelet_session: aiohttp.ClientSession | None = None
         self._strategies: dict[tuple[str, str, str], Strategy] = {}
         services = self.registry.get("", "v1", "services")
         assert services is not None
@@ -255,10 +256,19 @@ class APIServer:
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
         return self._proxy_session
 
+    def kubelet_session(self) -> aiohttp.ClientSession:
+        """The HTTP client of pods/log, exec, attach and portforward to the kubelets (TLS unverified)."""
+        if self._kubelet_session is None or self._kubelet_session.closed:
+            self._kubelet_session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=False, limit=0),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
+        return self._kubelet_session
+
     async def stop(self) -> None:
         self._shutting_down = True
-        if self._proxy_session is not None:
-            await self._proxy_session.close()
+        for session in (self._proxy_session, self._kubelet_session):
+            if session is not None:
+                await session.close()
         if self._metrics_api is not None:
             await self._metrics_api.close()
         await self.kubernetes_service.stop()

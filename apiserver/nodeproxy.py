@@ -54,17 +54,6 @@ LOG_PARAMS = ("follow", "tailLines", "previous", "timestamps", "sinceSeconds", "
 EXEC_PARAMS = ("command", "stdin", "stdout", "stderr", "tty", "input", "output", "error")
 DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
 
-_session: aiohttp.ClientSession | None = None
-
-
-def _client() -> aiohttp.ClientSession:
-    global _session
-    if _session is None or _session.closed:
-        _session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False, limit=0),
-                                         timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
-    return _session
-
-
 def _is_websocket(request: web.Request) -> bool:
     return (request.headers.get("Upgrade", "").lower() == "websocket"
             and "upgrade" in request.headers.get("Connection", "").lower())
@@ -165,7 +154,7 @@ async def _logs(server: APIServer, request: web.Request, pod: dict[str, Any]) ->
     url = f"{base}/containerLogs/{quote(meta.get('namespace', ''))}/{quote(meta.get('name', ''))}/{quote(container)}"
     params = {k: request.query[k] for k in LOG_PARAMS if k in request.query}
     try:
-        upstream = await _client().get(url, params=params, headers=_forward_headers(request))
+        upstream = await server.kubelet_session().get(url, params=params, headers=_forward_headers(request))
     except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
         raise _upstream_error(exc, url) from None
     try:
@@ -197,10 +186,10 @@ def _offered(request: web.Request) -> list[str]:
     return [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
 
 
-async def _kubelet_ws(request: web.Request, url: str, params: list[tuple[str, str]], protocols: list[str],
-                      what: str) -> aiohttp.ClientWebSocketResponse:
+async def _kubelet_ws(session: aiohttp.ClientSession, request: web.Request, url: str, params: list[tuple[str, str]],
+                      protocols: list[str], what: str) -> aiohttp.ClientWebSocketResponse:
     try:
-        return await _client().ws_connect(url, params=params, headers=_forward_headers(request),
+        return await session.ws_connect(url, params=params, headers=_forward_headers(request),
                                           protocols=protocols, autoping=True, max_msg_size=16 * 1024 * 1024)
     except aiohttp.WSServerHandshakeError as exc:
         raise StatusError(code=exc.status if exc.status >= 400 else 500, reason="InternalError",
@@ -228,7 +217,7 @@ async def _container_stream(server: APIServer, request: web.Request, pod: dict[s
     meta = pod.get("metadata") or {}
     url = f"{base}/{what}/{quote(meta.get('namespace', ''))}/{quote(meta.get('name', ''))}/{quote(container)}"
     params = [(k, v) for k, v in request.query.items() if k in EXEC_PARAMS]
-    upstream = await _kubelet_ws(request, url, params, _offered(request), what)
+    upstream = await _kubelet_ws(server.kubelet_session(), request, url, params, _offered(request), what)
     return await _relay(request, upstream)
 
 
@@ -285,11 +274,12 @@ async def _port_forward(server: APIServer, request: web.Request, pod: dict[str, 
     url = f"{base}/portForward/{quote(meta.get('namespace', ''))}/{quote(meta.get('name', ''))}"
     offered = _offered(request)
     if SPDY_TUNNEL_PROTOCOL in offered:
-        return await _spdy_port_forward(request, url)
+        return await _spdy_port_forward(server.kubelet_session(), request, url)
     ports = [(k, v) for k, v in request.query.items() if k == "ports"]
     if not ports:
         raise errors.bad_request("query parameter \"ports\" is required")
-    upstream = await _kubelet_ws(request, url, ports, offered or ["v4.channel.k8s.io"], "port-forward")
+    upstream = await _kubelet_ws(server.kubelet_session(), request, url, ports, offered or ["v4.channel.k8s.io"],
+                                 "port-forward")
     return await _relay(request, upstream)
 
 
@@ -401,7 +391,7 @@ class _Forward:
         self.client_done = False
 
 
-async def _spdy_port_forward(request: web.Request, url: str) -> web.WebSocketResponse:
+async def _spdy_port_forward(session: aiohttp.ClientSession, request: web.Request, url: str) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(protocols=(SPDY_TUNNEL_PROTOCOL,), autoping=True, max_msg_size=16 * 1024 * 1024)
     await ws.prepare(request)
     codec = SpdyCodec()
@@ -418,8 +408,8 @@ async def _spdy_port_forward(request: web.Request, url: str) -> web.WebSocketRes
         """Open the kubelet side for one connection and copy the pod's bytes and errors back."""
         try:
             try:
-                fwd.upstream = await _kubelet_ws(request, url, [("ports", fwd.port)], ["v4.channel.k8s.io"],
-                                                 "port-forward")
+                fwd.upstream = await _kubelet_ws(session, request, url, [("ports", fwd.port)],
+                                                 ["v4.channel.k8s.io"], "port-forward")
             except StatusError as err:
                 await send(codec.data(fwd.error_stream, err.message.encode()))
                 return

@@ -40,6 +40,7 @@ from .config import KubeletConfig
 from .envvars import service_link_env
 from .node import NodeAgent
 from .podworker import PodWorker
+from .probes import ProbeHTTP
 from .provisioner import LocalProvisioner
 from .runtime.base import Runtime
 from .stats import StatsCollector
@@ -107,6 +108,7 @@ class Kubelet:
         self.config = config
         self.client = client
         self.ca_data = ca_data
+        self.probe_http = ProbeHTTP()
         self.port = config.bind_port
         self.started_at = time.time()
         self.statuses = StatusManager(client, concurrency=config.status_concurrency)
@@ -358,9 +360,7 @@ class Kubelet:
         await self.statuses.stop()
         if self.recorder is not None:
             await self.recorder.stop(flush_timeout=2.0)
-        from .probes import close_http
-
-        await close_http()
+        await self.probe_http.close()
 
     def root(self) -> Path:
         return self.config.root_dir

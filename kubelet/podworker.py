@@ -473,7 +473,7 @@ class PodWorker:
         self._start_probers(spec, status, inst, kind)
         post_start = ((spec.get("lifecycle") or {}).get("postStart"))
         if post_start:
-            ctx = HandlerContext(self.runtime, status.id, spec, self.pod_ip)
+            ctx = HandlerContext(self.runtime, status.id, spec, self.pod_ip, self.agent.kubelet.probe_http)
             result, output = await run_handler(post_start, ctx, float(self.spec.get("terminationGracePeriodSeconds") or 30))
             if result != "success":
                 self._event("Warning", "FailedPostStartHook", f"PostStartHook failed: {output}")
@@ -520,7 +520,7 @@ class PodWorker:
         if kind == "init":
             inst.started = True
             return
-        ctx = HandlerContext(self.runtime, status.id, spec, self.pod_ip)
+        ctx = HandlerContext(self.runtime, status.id, spec, self.pod_ip, self.agent.kubelet.probe_http)
         startup = spec.get("startupProbe")
         if self.runtime.name == "fake":
             inst.started = True
@@ -730,7 +730,7 @@ class PodWorker:
                 spec = specs.get(c.name) or {}
                 pre_stop = (spec.get("lifecycle") or {}).get("preStop")
                 if hooks and pre_stop:
-                    ctx = HandlerContext(self.runtime, c.id, spec, self.pod_ip)
+                    ctx = HandlerContext(self.runtime, c.id, spec, self.pod_ip, self.agent.kubelet.probe_http)
                     remaining = max(0.0, deadline - loop.time())
                     try:
                         result, output = await asyncio.wait_for(run_handler(pre_stop, ctx, max(remaining, 0.001)),

@@ -32,21 +32,24 @@ Obj = dict[str, Any]
 
 SUCCESS = "success"
 FAILURE = "failure"
-_session: aiohttp.ClientSession | None = None
 
 
-def _http() -> aiohttp.ClientSession:
-    global _session
-    if _session is None or _session.closed:
-        _session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False, limit=256, force_close=True))
-    return _session
+class ProbeHTTP:
+    """The kubelet's HTTP client for httpGet probes and hooks: TLS unverified, a connection per request."""
 
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
 
-async def close_http() -> None:
-    global _session
-    if _session is not None:
-        await _session.close()
-        _session = None
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False, limit=256,
+                                                                                 force_close=True))
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
 def resolve_port(port: Any, container: Obj) -> int:
@@ -67,6 +70,7 @@ class HandlerContext:
     container_id: str
     container: Obj
     pod_ip: str
+    http: ProbeHTTP
 
 
 async def run_handler(handler: Obj, ctx: HandlerContext, timeout: float) -> tuple[str, str]:
@@ -96,7 +100,7 @@ async def run_handler(handler: Obj, ctx: HandlerContext, timeout: float) -> tupl
                 if h.get("name"):
                     headers[h["name"]] = str(h.get("value", ""))
             url = f"{scheme}://{host}:{port}{path}"
-            async with _http().get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout),
+            async with ctx.http.session().get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout),
                                    allow_redirects=True) as resp:
                 body = await resp.content.read(10 * 1024)
                 if 200 <= resp.status < 400:

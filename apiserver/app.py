@@ -177,8 +177,8 @@ class APIServer:
 
     async def start(self) -> None:
         for rt in self.registry.all():
-            if rt.virtual or (rt.group, rt.plural) in self.caches:
-                continue
+            if rt.virtual or (rt.group, rt.plural) in self.caches or self.handlers.storage_type(rt).group != rt.group:
+                continue  # (a kind stored as another group's, events.k8s.io Events, shares that cache)
             cache = ResourceCache(rt, self.storage, self.client)
             self.caches[(rt.group, rt.plural)] = cache
             cache.start()

@@ -9,7 +9,10 @@ the storage version on the way in, every object on the way out (responses, lists
 is converted to the version the client asked for.
 
 ``Conversions`` is the registry: per (group, kind) the storage version and a pair of functions per
-other served version. A kind without an entry is never converted.
+other served version. A kind without an entry is never converted. The storage may also be another
+group's kind: ``events.k8s.io/v1`` Events are stored as core/v1 Events (one object, two shapes, as
+upstream), so an Event written through either API is read through both, and field selectors of the
+events.k8s.io shape (``regarding.name``) are translated to the stored fields (``involvedObject.name``).
 
 The HorizontalPodAutoscaler pair follows upstream's ``pkg/apis/autoscaling/v1/conversion.go``:
 
@@ -37,10 +40,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from apimachinery.registry import ResourceType
+from apimachinery.validation import FieldError, is_qualified_name
 
 Obj = dict[str, Any]
 ToStorage = Callable[[Obj, bool], Obj]  # (object in the served version, partial) -> storage version
 FromStorage = Callable[[Obj], Obj]
+ValidateFn = Callable[[Obj], "list[FieldError]"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,17 @@ class KindConversion:
     # served version -> conversion into / out of the storage version
     to_storage: Mapping[str, ToStorage] = field(default_factory=dict)
     from_storage: Mapping[str, FromStorage] = field(default_factory=dict)
+    # The group objects are stored in when it is not ``group`` (events.k8s.io Events are core Events).
+    storage_group: str | None = None
+    # served version -> {field label a client selects on: the stored object's field label}
+    field_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # served version -> checks of a created object in that version, before conversion (upstream
+    # validates some kinds by the version a request used)
+    validate_create: Mapping[str, ValidateFn] = field(default_factory=dict)
+
+    def stored_as(self, rt: ResourceType) -> bool:
+        group = self.storage_group if self.storage_group is not None else self.group
+        return rt.version == self.storage_version and rt.group == group
 
 
 class Conversions:
@@ -64,29 +80,42 @@ class Conversions:
     def register(self, kc: KindConversion) -> None:
         self._kinds[(kc.group, kc.kind)] = kc
 
-    def storage_version(self, group: str, kind: str) -> str | None:
+    def storage_group_version(self, group: str, kind: str) -> tuple[str, str] | None:
+        """Where objects of the kind are stored: (group, version)."""
         kc = self._kinds.get((group, kind))
-        return kc.storage_version if kc is not None else None
+        return (kc.storage_group if kc.storage_group is not None else group, kc.storage_version) if kc else None
 
     def converts(self, rt: ResourceType) -> bool:
-        """Whether objects of ``rt`` are stored in another version than ``rt.version``."""
+        """Whether objects of ``rt`` are stored as another group/version than ``rt``'s."""
         kc = self._kinds.get((rt.group, rt.kind))
-        return kc is not None and kc.storage_version != rt.version
+        return kc is not None and not kc.stored_as(rt)
 
     def to_storage(self, rt: ResourceType, obj: Obj, *, partial: bool = False) -> Obj:
         """``obj`` (in ``rt.version``) in the storage version. ``partial``: ``obj`` is an apply
         configuration, so fields it leaves out stay out (no implicit values)."""
         kc = self._kinds.get((rt.group, rt.kind))
-        if kc is None or kc.storage_version == rt.version:
+        if kc is None or kc.stored_as(rt):
             return obj
         return kc.to_storage[rt.version](obj, partial)
 
     def from_storage(self, rt: ResourceType, obj: Obj) -> Obj:
         """A stored object in ``rt.version``."""
         kc = self._kinds.get((rt.group, rt.kind))
-        if kc is None or kc.storage_version == rt.version:
+        if kc is None or kc.stored_as(rt):
             return obj
         return kc.from_storage[rt.version](obj)
+
+    def field_labels(self, rt: ResourceType) -> Mapping[str, str] | None:
+        """For a converted ``rt`` with its own field labels: served label -> stored label."""
+        kc = self._kinds.get((rt.group, rt.kind))
+        if kc is None or kc.stored_as(rt):
+            return None
+        return kc.field_labels.get(rt.version)
+
+    def validate_create(self, rt: ResourceType, obj: Obj) -> list[FieldError]:
+        kc = self._kinds.get((rt.group, rt.kind))
+        check = kc.validate_create.get(rt.version) if kc is not None else None
+        return check(obj) if check is not None else []
 
 
 # ---------------------------------------------------------------------- helpers
@@ -520,6 +549,77 @@ HPA = KindConversion("autoscaling", "HorizontalPodAutoscaler", "v2",
                      to_storage={"v1": hpa_v1_to_v2}, from_storage={"v1": hpa_v2_to_v1})
 
 
+# ---------------------------------------------------------------------- Event
+
+# events.k8s.io/v1 field <-> core/v1 field (upstream's pkg/apis/events/v1/conversion.go); the
+# fields with the same name in both (reason, type, action, eventTime, series, related,
+# reportingInstance) are copied as they are.
+_EVENT_RENAMES = (("regarding", "involvedObject"), ("note", "message"), ("reportingController", "reportingComponent"),
+                  ("deprecatedSource", "source"), ("deprecatedFirstTimestamp", "firstTimestamp"),
+                  ("deprecatedLastTimestamp", "lastTimestamp"), ("deprecatedCount", "count"))
+_EVENT_SHARED = ("reason", "type", "action", "eventTime", "series", "related", "reportingInstance")
+_EVENT_NOTE_LIMIT = 1024
+_EVENT_FIELD_LIMIT = 128
+
+
+def event_v1_to_core(obj: Obj, partial: bool) -> Obj:
+    out: Obj = {"apiVersion": "v1", "kind": "Event", "metadata": copy.deepcopy(_map(obj, "metadata"))}
+    for name in _EVENT_SHARED:
+        if name in obj:
+            out[name] = copy.deepcopy(obj[name])
+    for new, old in _EVENT_RENAMES:
+        if new in obj:
+            out[old] = copy.deepcopy(obj[new])
+    return out
+
+
+def event_core_to_v1(obj: Obj) -> Obj:
+    out: Obj = {"kind": "Event", "apiVersion": "events.k8s.io/v1", "metadata": copy.deepcopy(_map(obj, "metadata"))}
+    for name in _EVENT_SHARED:
+        if obj.get(name) not in (None, ""):
+            out[name] = copy.deepcopy(obj[name])
+    for new, old in _EVENT_RENAMES:
+        if obj.get(old) not in (None, "", {}, 0):
+            out[new] = copy.deepcopy(obj[old])
+    out.setdefault("regarding", {})  # Go structs are never omitted
+    out.setdefault("eventTime", None)  # Go's MicroTime is never omitted: a core Event may have none
+    return out
+
+
+def validate_event_v1_create(obj: Obj) -> list[FieldError]:
+    """What upstream checks of an Event created through events.k8s.io/v1 (not through core/v1)."""
+    errs: list[FieldError] = []
+    if not obj.get("eventTime"):
+        errs.append(FieldError.required("eventTime"))
+    if obj.get("type") not in ("Normal", "Warning"):
+        errs.append(FieldError.invalid("type", "", f"has invalid value: {obj.get('type') or ''}"))
+    controller = str(obj.get("reportingController") or "")
+    if not controller:
+        errs.append(FieldError.required("reportingController"))
+    errs += [FieldError.invalid("reportingController", controller, msg) for msg in is_qualified_name(controller)]
+    for name in ("reportingInstance", "action", "reason"):
+        value = str(obj.get(name) or "")
+        if not value:
+            errs.append(FieldError.required(name))
+        elif len(value) > _EVENT_FIELD_LIMIT:
+            errs.append(FieldError.invalid(name, "", f"can have at most {_EVENT_FIELD_LIMIT} characters"))
+    if len(str(obj.get("note") or "")) > _EVENT_NOTE_LIMIT:
+        errs.append(FieldError.invalid("note", "", f"can have at most {_EVENT_NOTE_LIMIT} characters"))
+    for name in ("deprecatedSource", "deprecatedFirstTimestamp", "deprecatedLastTimestamp", "deprecatedCount"):
+        if obj.get(name) not in (None, "", {}, 0):
+            errs.append(FieldError.invalid(name, "", "needs to be unset"))
+    return errs
+
+
+EVENT = KindConversion(
+    "events.k8s.io", "Event", "v1", storage_group="",
+    to_storage={"v1": event_v1_to_core}, from_storage={"v1": event_core_to_v1},
+    field_labels={"v1": {"reason": "reason", "type": "type", "reportingController": "reportingComponent",
+                         **{f"regarding.{f}": f"involvedObject.{f}" for f in (
+                             "kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")}}},
+    validate_create={"v1": validate_event_v1_create})
+
+
 def builtin() -> Conversions:
     """The conversions of the built-in kinds."""
-    return Conversions((HPA,))
+    return Conversions((HPA, EVENT))

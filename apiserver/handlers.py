@@ -124,8 +124,13 @@ class Handlers:
         """The type objects of ``rt`` are stored as: ``rt`` itself unless its kind is converted."""
         if not self.conversions.converts(rt):
             return rt
-        version = self.conversions.storage_version(rt.group, rt.kind) or rt.version
-        return self.registry.by_kind(rt.group, version, rt.kind) or dataclasses.replace(rt, version=version)
+        group, version = self.conversions.storage_group_version(rt.group, rt.kind) or (rt.group, rt.version)
+        return self.registry.by_kind(group, version, rt.kind) or dataclasses.replace(rt, group=group, version=version)
+
+    def cache_of(self, rt: ResourceType) -> ResourceCache | None:
+        """The watch cache holding ``rt``'s objects (its storage type's)."""
+        srt = self.storage_type(rt)
+        return self.caches.get((srt.group, srt.plural))
 
     def _stored(self, info: RequestInfo) -> RequestInfo:
         """``info`` addressing the storage version: storage, strategy and admission all work there."""
@@ -264,6 +269,9 @@ class Handlers:
         request["info"] = RequestInfo(rt, info.namespace, meta["name"], "")  # the audit log names the object
         sinfo = self._stored(info)
         srt = sinfo.rt
+        version_errs = self.conversions.validate_create(rt, obj)
+        if version_errs:
+            raise errors.invalid(kind=rt.kind, group=rt.group, name=meta.get("name", ""), causes=version_errs)
         obj = self.to_storage(rt, obj)
         meta = obj["metadata"]
         strategy = self.strategy(srt)
@@ -333,12 +341,15 @@ class Handlers:
     def _accept_filter(self, request: web.Request, rt: ResourceType) -> Callable[[dict[str, Any]], bool]:
         label_sel = LabelSelector.parse(request.query.get("labelSelector", ""))
         field_sel = FieldSelector.parse(request.query.get("fieldSelector", ""))
-        field_sel.check_fields(supported_fields(rt))
+        # The objects tested are stored ones: a converted kind's own field labels name stored fields.
+        labels = self.conversions.field_labels(rt)
+        field_sel.check_fields(("metadata.name", "metadata.namespace", *labels) if labels else supported_fields(rt))
+        stored = labels or {}
 
         def accept(obj: dict[str, Any]) -> bool:
             if not label_sel.matches((obj.get("metadata") or {}).get("labels") or {}):
                 return False
-            return field_sel.matches(lambda path: field_value(obj, path))
+            return field_sel.matches(lambda path: field_value(obj, stored.get(path, path)))
 
         return accept
 
@@ -353,7 +364,7 @@ class Handlers:
         match = request.query.get("resourceVersionMatch", "")
         token = request.query.get("continue", "")
         _validate_list_options(rv, match, token)
-        cache = self.caches.get((rt.group, rt.plural))
+        cache = self.cache_of(rt)
         if rv == "0" and not token and cache is not None and cache.ready.is_set():
             items, revision = cache.list(info.namespace, accept)
             list_meta: dict[str, Any] = {"resourceVersion": str(revision)}
@@ -405,7 +416,7 @@ class Handlers:
 
     async def watch(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
         rt = info.rt
-        cache = self.caches.get((rt.group, rt.plural))
+        cache = self.cache_of(rt)
         if cache is None:
             raise errors.method_not_allowed(resource=rt.plural, action="watch", group=rt.group)
         await asyncio.wait_for(cache.ready.wait(), 10)

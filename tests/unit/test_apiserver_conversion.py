@@ -27,7 +27,12 @@ def test_registry_converts_only_other_versions_of_registered_kinds() -> None:
     pods = reg.get("", "v1", "pods")
     assert hpa1 is not None and hpa2 is not None and pods is not None
     assert conv.converts(hpa1) and not conv.converts(hpa2) and not conv.converts(pods)
-    assert conv.storage_version("autoscaling", "HorizontalPodAutoscaler") == "v2"
+    assert conv.storage_group_version("autoscaling", "HorizontalPodAutoscaler") == ("autoscaling", "v2")
+    events = reg.get("events.k8s.io", "v1", "events")
+    core_events = reg.get("", "v1", "events")
+    assert events is not None and core_events is not None
+    assert conv.converts(events) and not conv.converts(core_events)
+    assert conv.storage_group_version("events.k8s.io", "Event") == ("", "v1")
     obj = {"metadata": {"name": "p"}}
     assert conv.from_storage(pods, obj) is obj and conv.to_storage(pods, obj) is obj
     assert conv.from_storage(hpa1, v2([cpu(30)]))["spec"]["targetCPUUtilizationPercentage"] == 30

@@ -87,6 +87,8 @@ BUILTIN: tuple[ResourceType, ...] = (
              Subresource("portforward", "PodPortForwardOptions", verbs=("create", "get")),
              Subresource("proxy", "PodProxyOptions", verbs=_PROXY_VERBS))),
     _r("", "v1", "Binding", "bindings", verbs=("create",), virtual=True),
+    _r("", "v1", "ComponentStatus", "componentstatuses", namespaced=False, short=("cs",), verbs=("get", "list"),
+       virtual=True),
     _r("", "v1", "Node", "nodes", namespaced=False, short=("no",),
        subs=(_status("Node"), Subresource("proxy", "NodeProxyOptions", verbs=_PROXY_VERBS))),
     _r("", "v1", "Service", "services", short=("svc",), categories=("all",),

@@ -1295,6 +1295,12 @@ def _print_pdb(pdb: Mapping[str, Any], now: datetime) -> Cells:
             _int(pdb, "status", "disruptionsAllowed"), _age(pdb, now)]
 
 
+def _print_component_status(cs: Mapping[str, Any], now: datetime) -> Cells:
+    healthy = next((c for c in _maps(cs, "conditions") if _get(c, "type") == "Healthy"), {})
+    status = {"True": "Healthy", "False": "Unhealthy"}.get(str(_get(healthy, "status")), "Unknown")
+    return [_name(cs), status, _get(healthy, "message") or "", _get(healthy, "error") or ""]
+
+
 def _print_lease(lease: Mapping[str, Any], now: datetime) -> Cells:
     return [_name(lease), _str(lease, "spec", "holderIdentity"), _age(lease, now)]
 
@@ -1452,6 +1458,10 @@ _PRINTERS: Final[Mapping[tuple[str, str], _Printer]] = MappingProxyType({
         _c("Selector", "string", "core/ServiceSpec.selector", 1),
     ), _print_service),
     ("", "Endpoints"): _Printer((_NAME, _c("Endpoints", "string", "core/Endpoints.subsets"), _AGE), _print_endpoints),
+    ("", "ComponentStatus"): _Printer((_NAME, _lit("Status", "string", "Status of the component conditions"),
+                                       _lit("Message", "string", "Message of the component conditions"),
+                                       _lit("Error", "string", "Error of the component conditions")),
+                                      _print_component_status),
     ("", "Namespace"): _Printer((_NAME, _lit("Status", "string", "The status of the namespace"), _AGE),
                                 _print_namespace),
     ("", "ConfigMap"): _Printer((_NAME, _c("Data", "string", "core/ConfigMap.data"), _AGE), _print_configmap),

@@ -29,7 +29,7 @@ from apimachinery.errors import StatusError
 from apimachinery.registry import Registry, ResourceType
 from kvstore.client import EtcdClient, Unavailable
 
-from . import impersonation, discovery, openapi, requestinfo
+from . import componentstatus, impersonation, discovery, openapi, requestinfo
 from .admission import AdmissionChain, NamespaceLifecycle
 from .admission_plugins import standard_plugins as standard_admission_plugins
 from .allocator import Allocator
@@ -440,6 +440,8 @@ class APIServer:
 
                 self._metrics_api = MetricsAPI(self)
             return await self._metrics_api.handle(request, info, verb)
+        if rt.group == "" and rt.plural == "componentstatuses":
+            return await self._component_statuses(request, info, verb)
         if rt.virtual:
             if verb != "create":
                 raise errors.method_not_allowed(resource=rt.plural, action=verb, group=rt.group)
@@ -495,6 +497,19 @@ class APIServer:
         if verb == "deletecollection":
             return await h.delete_collection(request, info, user)
         raise errors.method_not_allowed(resource=rt.plural, action=verb, group=rt.group)
+
+    async def _component_statuses(self, request: web.Request, info: requestinfo.RequestInfo,
+                                  verb: str) -> web.StreamResponse:
+        if info.subresource or verb not in ("get", "list"):
+            raise errors.method_not_allowed(resource=info.rt.plural, action=verb, group="")
+        leases = self.registry.get("coordination.k8s.io", "v1", "leases")
+        assert leases is not None
+        statuses = componentstatus.ComponentStatuses(read_lease=lambda name: self.storage.get(leases, "kube-system", name),
+                                     store_endpoints=self.client.endpoints, store_status=self.client.status)
+        items = [await statuses.get(info.name)] if info.name else await statuses.all()
+        resp = self.handlers.respond_objects(request, info.rt, items, single=bool(info.name))
+        resp.headers["Warning"] = f'299 - "{componentstatus.DEPRECATION}"'
+        return resp
 
     async def _review(self, request: web.Request, info: requestinfo.RequestInfo, user: UserInfo) -> web.StreamResponse:
         """SelfSubjectReview, TokenReview, and the access reviews (answered by the authorizer chain)."""

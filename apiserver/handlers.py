@@ -336,7 +336,7 @@ class Handlers:
 
     async def get(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
         obj = await self.storage.get(self.storage_type(info.rt), info.namespace, info.name)
-        return self._respond_objects(request, info.rt, [obj], single=True)
+        return self.respond_objects(request, info.rt, [obj], single=True)
 
     def _accept_filter(self, request: web.Request, rt: ResourceType) -> Callable[[dict[str, Any]], bool]:
         label_sel = LabelSelector.parse(request.query.get("labelSelector", ""))
@@ -384,7 +384,7 @@ class Handlers:
                 list_meta["continue"] = result.continue_token
                 if result.remaining is not None:
                     list_meta["remainingItemCount"] = result.remaining
-        return self._respond_objects(request, rt, items, list_meta=list_meta)
+        return self.respond_objects(request, rt, items, list_meta=list_meta)
 
     async def _wait_for_revision(self, wanted: int, timeout: float = 3.0) -> None:
         """A read "not older than" ``wanted`` waits (as upstream, up to 3 s) for the store to get
@@ -398,7 +398,7 @@ class Handlers:
                 raise errors.too_large_resource_version(wanted, current)
             await asyncio.sleep(0.1)
 
-    def _respond_objects(self, request: web.Request, rt: ResourceType, items: list[dict[str, Any]], *,
+    def respond_objects(self, request: web.Request, rt: ResourceType, items: list[dict[str, Any]], *,
                          single: bool = False, list_meta: dict[str, Any] | None = None) -> web.StreamResponse:
         """``items`` as stored, answered in ``rt``'s version (or as a Table)."""
         accept = request.headers.get("Accept", "")

@@ -361,6 +361,11 @@ class EtcdClient:
     async def compact(self, revision: int) -> None:
         await self._call("/v3/kv/compaction", {"revision": str(revision)}, write=True)
 
+    @property
+    def endpoints(self) -> list[str]:
+        """The member URLs this client was given, in order."""
+        return list(self._eps.urls)
+
     async def status(self, endpoint: str | None = None) -> dict[str, Any]:
         if endpoint is not None:
             return await self._post_once(endpoint.rstrip("/"), "/v3/maintenance/status", {}, self._timeout)

@@ -17,10 +17,13 @@ from apiclient.informer import INDEX_NAMESPACE, Informer, namespace_index
 from apiclient.rest import SERVICES, RESTClient, resource
 from apimachinery import meta as m
 
-from .model import Endpoint, ServicePortKey, affinity_timeout, service_key_of_slice, slice_endpoints, usable_endpoints
+from .model import (Endpoint, ServicePortKey, affinity_timeout, cluster_ips, service_key_of_slice, slice_endpoints,
+                    usable_endpoints)
 
 ENDPOINT_SLICES = resource("endpointslices", "discovery.k8s.io", "v1")
 INDEX_SERVICE = "service"
+INDEX_CLUSTER_IP = "clusterIP"
+INDEX_ADDRESS = "address"
 
 Obj = dict[str, Any]
 
@@ -30,12 +33,18 @@ def _slice_service_index(obj: Obj) -> list[str]:
     return [key] if key else []
 
 
+def _slice_addresses(obj: Obj) -> list[str]:
+    return sorted({str(ip) for ep in obj.get("endpoints") or [] for ip in ep.get("addresses") or []})
+
+
 class ServiceCatalog:
     def __init__(self, client: RESTClient) -> None:
         self.client = client
-        self.services = Informer(client, SERVICES, name="services", indexers={INDEX_NAMESPACE: namespace_index})
+        self.services = Informer(client, SERVICES, name="services",
+                                 indexers={INDEX_NAMESPACE: namespace_index,
+                                           INDEX_CLUSTER_IP: lambda svc: list(cluster_ips(svc))})
         self.slices = Informer(client, ENDPOINT_SLICES, name="endpointslices",
-                               indexers={INDEX_SERVICE: _slice_service_index})
+                               indexers={INDEX_SERVICE: _slice_service_index, INDEX_ADDRESS: _slice_addresses})
         self.on_service: list[Callable[[str], None]] = []  # called with "namespace/name"
         self.on_endpoints: list[Callable[[str], None]] = []
         self.services.add_event_handler(on_add=self._svc, on_update=lambda _o, n: self._svc(n), on_delete=self._svc)
@@ -90,6 +99,14 @@ class ServiceCatalog:
 
     def slices_of(self, service_key: str) -> list[Obj]:
         return self.slices.by_index(INDEX_SERVICE, service_key)
+
+    def services_with_ip(self, ip: str) -> list[Obj]:
+        """Services whose ClusterIP is ``ip`` (reverse DNS)."""
+        return self.services.by_index(INDEX_CLUSTER_IP, ip)
+
+    def slices_with_address(self, ip: str) -> list[Obj]:
+        """EndpointSlices listing ``ip`` as an endpoint address (reverse DNS)."""
+        return self.slices.by_index(INDEX_ADDRESS, ip)
 
     def endpoints(self, key: ServicePortKey) -> list[Endpoint]:
         return slice_endpoints(self.slices_of(key.service_key), key.port_name, key.protocol)

@@ -36,7 +36,7 @@ from apiclient import component
 
 from . import runtime
 from .catalog import ServiceCatalog
-from .dnszone import ClusterZone
+from .dnszone import ClusterZone, reverse_ip
 from .metrics import DNSMetrics
 
 log = logging.getLogger("dns")
@@ -93,7 +93,9 @@ class DNSServer:
             return bytes(reply.pack())
         qtype = QTYPE.get(request.q.qtype, str(request.q.qtype)) if request.questions else "-"
         if request.questions and self.upstream is not None and not self.zone.in_zone(str(request.q.qname)):
-            return request
+            ip = reverse_ip(str(request.q.qname)) if self.zone.is_reverse(str(request.q.qname)) else None
+            if ip is None or not self.zone.ptr_targets(ip):
+                return request  # not a cluster address: the upstream's to answer
         if not self.ready():
             # An empty cache would answer NXDOMAIN, which resolvers cache: say "try again" instead.
             reply = request.reply()

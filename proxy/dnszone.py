@@ -15,7 +15,11 @@ The names, as the Kubernetes DNS specification (and CoreDNS's ``kubernetes`` plu
 * A name that exists but has no record of the asked type gets NOERROR with no answer (NODATA),
   intermediate names (``svc.<zone>``, ``<ns>.svc.<zone>`` of a namespace with Services) exist,
   anything else in the zone is NXDOMAIN; both carry the zone's SOA for negative caching.
-* Names outside the zone are not ours: REFUSED (or forwarded by the server when it has an upstream).
+* ``d.c.b.a.in-addr.arpa``: PTR, as CoreDNS's ``kubernetes`` plugin answers reverse lookups: a
+  ClusterIP → ``<svc>.<ns>.svc.<zone>``; else a ready endpoint address of any Service →
+  ``<hostname or a-b-c-d>.<svc>.<ns>.svc.<zone>`` (one per Service listing it). An address nobody
+  has is NXDOMAIN (or forwarded by the server when it has an upstream, like CoreDNS's fallthrough).
+* Other names outside the zone are not ours: REFUSED (or forwarded by the server when it has an upstream).
 
 Pure: reads a catalog through ``ServiceSource`` and builds ``dnslib`` records, no sockets.
 """
@@ -25,11 +29,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from dnslib import CNAME, QTYPE, RCODE, RR, SOA, SRV, A, DNSRecord
+from dnslib import CNAME, PTR, QTYPE, RCODE, RR, SOA, SRV, A, DNSRecord
 
 from apimachinery import meta as m
 
-from .model import Endpoint, cluster_ips, is_headless, is_ipv4, ready_addresses, slice_endpoints
+from .model import (Endpoint, cluster_ips, is_headless, is_ipv4, ready_addresses, service_key_of_slice,
+                    slice_endpoints)
 
 Obj = Mapping[str, Any]
 
@@ -41,6 +46,10 @@ class ServiceSource(Protocol):
 
     def namespace_has_services(self, namespace: str) -> bool: ...
 
+    def services_with_ip(self, ip: str) -> list[Obj]: ...
+
+    def slices_with_address(self, ip: str) -> list[Obj]: ...
+
 
 def dashed(ip: str) -> str:
     return ip.replace(".", "-")
@@ -49,6 +58,18 @@ def dashed(ip: str) -> str:
 def undashed(label: str) -> str | None:
     ip = label.replace("-", ".")
     return ip if label.count("-") == 3 and is_ipv4(ip) else None
+
+
+REVERSE_ZONE = "in-addr.arpa"
+
+
+def reverse_ip(qname: str) -> str | None:
+    """The IPv4 address a ``d.c.b.a.in-addr.arpa`` name stands for (None for other names)."""
+    labels = qname.lower().rstrip(".").split(".")
+    if len(labels) != 6 or labels[-2:] != ["in-addr", "arpa"]:
+        return None
+    ip = ".".join(reversed(labels[:4]))
+    return ip if is_ipv4(ip) and all(p == str(int(p)) for p in labels[:4]) else None
 
 
 class ClusterZone:
@@ -60,12 +81,36 @@ class ClusterZone:
         self.soa = RR(self.domain + ".", QTYPE.SOA, ttl=ttl,
                       rdata=SOA(f"ns.dns.{self.domain}.", f"hostmaster.{self.domain}.",
                                 (1, 7200, 1800, 86400, ttl)))
+        self.reverse_soa = RR(REVERSE_ZONE + ".", QTYPE.SOA, ttl=ttl,
+                              rdata=SOA(f"ns.dns.{self.domain}.", f"hostmaster.{self.domain}.",
+                                        (1, 7200, 1800, 86400, ttl)))
 
     # ------------------------------------------------------------------ entry point
 
     def in_zone(self, qname: str) -> bool:
         labels = tuple(qname.lower().rstrip(".").split("."))
         return labels[-len(self._labels):] == self._labels
+
+    @staticmethod
+    def is_reverse(qname: str) -> bool:
+        return qname.lower().rstrip(".").endswith("." + REVERSE_ZONE)
+
+    def ptr_targets(self, ip: str) -> list[str]:
+        """The names a reverse lookup of ``ip`` answers (see the module docstring)."""
+        for svc in self.source.services_with_ip(ip):
+            return [self._fqdn(m.name(svc), m.namespace(svc), "svc")]
+        targets: list[str] = []
+        for sl in self.source.slices_with_address(ip):
+            svc_key = service_key_of_slice(sl)
+            if not svc_key:
+                continue
+            namespace, _, name = svc_key.partition("/")
+            for e in ready_addresses([sl]):
+                if e.ip == ip:
+                    target = self._fqdn(e.hostname or dashed(ip), name, namespace, "svc")
+                    if target not in targets:
+                        targets.append(target)
+        return targets
 
     def answer(self, request: DNSRecord) -> DNSRecord:
         """The reply to ``request`` (one question; REFUSED for names outside the zone)."""
@@ -77,6 +122,8 @@ class ClusterZone:
             return reply
         q = request.q
         qname = str(q.qname).lower().rstrip(".")
+        if self.is_reverse(qname):
+            return self._reverse(qname, q.qtype, reply)
         if not self.in_zone(qname):
             reply.header.aa = 0
             reply.header.rcode = RCODE.REFUSED
@@ -87,6 +134,18 @@ class ClusterZone:
             reply.header.rcode = RCODE.NXDOMAIN
         if not reply.rr:
             reply.add_auth(self.soa)  # negative answers carry the SOA (its minimum is the negative TTL)
+        return reply
+
+    def _reverse(self, qname: str, qtype: int, reply: DNSRecord) -> DNSRecord:
+        ip = reverse_ip(qname)
+        targets = self.ptr_targets(ip) if ip is not None else []
+        if not targets:
+            reply.header.rcode = RCODE.NXDOMAIN
+        elif qtype in (QTYPE.PTR, QTYPE.ANY):
+            for target in targets:
+                reply.add_answer(RR(qname + ".", QTYPE.PTR, ttl=self.ttl, rdata=PTR(target)))
+        if not reply.rr:
+            reply.add_auth(self.reverse_soa)
         return reply
 
     # ------------------------------------------------------------------ names

@@ -61,6 +61,9 @@ def test_service_a_record_and_srv_for_named_ports(api: APICluster, dns: tuple[st
     # The name exists but has no AAAA: NOERROR, no answer, the SOA for negative caching.
     aaaa = query(dns, name, "AAAA")
     assert aaaa.header.rcode == RCODE.NOERROR and not aaaa.rr and aaaa.auth[0].rtype == QTYPE.SOA
+    # Reverse: the ClusterIP names the Service.
+    reverse = ".".join(reversed(ip.split("."))) + ".in-addr.arpa"
+    assert [str(rr.rdata) for rr in query(dns, reverse, "PTR").rr] == [f"{name}."]
 
 
 def test_headless_service_answers_ready_pod_ips(api: APICluster, dns: tuple[str, int]) -> None:
@@ -82,9 +85,15 @@ def test_headless_service_answers_ready_pod_ips(api: APICluster, dns: tuple[str,
     assert targets == [(f"pg-0.{name}.", 5432), (f"pg-1.{name}.", 5432)]
     assert sorted(str(rr.rdata) for rr in srv.ar) == sorted([ready_a, ready_b])
 
+    # Reverse: a ready endpoint's address names its hostname under the Service.
+    ptr = lambda ip: query(dns, ".".join(reversed(ip.split("."))) + ".in-addr.arpa", "PTR")  # noqa: E731
+    assert [str(rr.rdata) for rr in ptr(ready_b).rr] == [f"pg-1.{name}."]
+    assert ptr(not_ready).header.rcode == RCODE.NXDOMAIN
+
     # Endpoints change: DNS follows.
     put_slice(api, "db", "pg", [endpoint(ready_a, hostname="pg-0")], [{"name": "pg", "port": 5432, "protocol": "TCP"}])
     wait_for(lambda: answers(query(dns, name)) == [ready_a], 20, "headless A records after the change")
+    wait_for(lambda: ptr(ready_b).header.rcode == RCODE.NXDOMAIN, 20, "no PTR for a removed endpoint")
 
 
 def test_unknown_names_external_names_and_other_zones(api: APICluster, dns: tuple[str, int]) -> None:

@@ -30,6 +30,12 @@ class Source:
     def namespace_has_services(self, namespace: str) -> bool:
         return any(k.startswith(namespace + "/") for k in self.services)
 
+    def services_with_ip(self, ip: str) -> list[Obj]:
+        return [s for s in self.services.values() if s["spec"].get("clusterIP") == ip]
+
+    def slices_with_address(self, ip: str) -> list[Obj]:
+        return [s for s in self.slices if any(ip in e["addresses"] for e in s["endpoints"])]
+
 
 def service(name: str, ns: str = "default", **spec: Any) -> Obj:
     return {"metadata": {"name": name, "namespace": ns}, "spec": spec}
@@ -111,6 +117,29 @@ def test_external_name_pods_and_other_zones() -> None:
     assert outside.header.rcode == RCODE.REFUSED and outside.header.aa == 0
     assert ClusterZone(SOURCE, domain="corp.internal").answer(
         DNSRecord.question("web.default.svc.corp.internal")).rr[0].rdata.__str__() == "127.96.0.10"
+
+
+def test_reverse_lookups_of_cluster_ips_and_endpoints() -> None:
+    reply = ask("10.0.96.127.in-addr.arpa", "PTR")
+    assert reply.header.rcode == RCODE.NOERROR and reply.header.aa == 1
+    assert [(rr.rtype, str(rr.rname), str(rr.rdata)) for rr in reply.rr] == [
+        (QTYPE.PTR, "10.0.96.127.in-addr.arpa.", "web.default.svc.cluster.local.")]
+    assert rdata(ask("1.0.3.127.in-addr.arpa", "PTR")) == ["db-0.db.default.svc.cluster.local."]  # its hostname
+    assert rdata(ask("7.0.4.127.in-addr.arpa", "PTR")) == ["127-4-0-7.big.default.svc.cluster.local."]  # dashed
+    for unknown in ("2.0.3.127.in-addr.arpa",  # not ready
+                    "9.9.9.127.in-addr.arpa", "0.96.127.in-addr.arpa", "x.0.96.127.in-addr.arpa"):
+        miss = ask(unknown, "PTR")
+        assert miss.header.rcode == RCODE.NXDOMAIN and not miss.rr and str(miss.auth[0].rname) == "in-addr.arpa."
+    nodata = ask("10.0.96.127.in-addr.arpa", "A")
+    assert nodata.header.rcode == RCODE.NOERROR and not nodata.rr
+
+
+def test_reverse_lookups_of_other_addresses_go_upstream() -> None:
+    server = DNSServer(ZONE, DNSMetrics(), upstream=("127.0.0.1", 53))
+    ours = server.answer(DNSRecord.question("10.0.96.127.in-addr.arpa", "PTR").pack(), "udp")
+    assert isinstance(ours, bytes) and rdata(DNSRecord.parse(ours)) == ["web.default.svc.cluster.local."]
+    theirs = server.answer(DNSRecord.question("8.8.8.8.in-addr.arpa", "PTR").pack(), "udp")
+    assert isinstance(theirs, DNSRecord)  # to be forwarded
 
 
 def test_server_truncates_big_udp_answers_and_answers_garbage_with_formerr() -> None:

@@ -29,6 +29,7 @@ readiness is taken over from the last published status until the probes speak ag
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -45,8 +46,8 @@ from .backoff import go_duration
 from .envvars import EnvError, container_argv, container_env
 from .logs import LogOptions, read_log
 from .probes import HandlerContext, Prober, run_handler
-from .runtime.base import ContainerConfig, ContainerStatus, RuntimeError_, SandboxConfig, SandboxStatus
-from .volumes import VolumeError
+from .runtime.base import ContainerConfig, ContainerStatus, Mount, RuntimeError_, SandboxConfig, SandboxStatus
+from .volumes import VolumeError, termination_message_path
 
 if TYPE_CHECKING:
     from .node import NodeAgent
@@ -113,6 +114,7 @@ DEADLINE_EXCEEDED = "DeadlineExceeded"
 # at most this many lines and bytes (upstream's MaxContainerTerminationMessageLog{Lines,Length}).
 FALLBACK_LOG_LINES = 80
 FALLBACK_LOG_BYTES = 2048
+TERMINATION_MESSAGE_BYTES = 4096  # upstream's limit on what is read of terminationMessagePath
 
 
 class PodWorker:
@@ -136,7 +138,7 @@ class PodWorker:
         self.first_seen = time.time()
         self.running_since: float | None = None
         self.terminal_reason: tuple[str, str] | None = None  # (reason, message) the kubelet failed the pod with
-        self.log_messages: dict[str, str] = {}  # container id -> its log's end (FallbackToLogsOnError)
+        self.log_messages: dict[str, str] = {}  # exited container id -> its termination message ("": none)
         self._wake = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
@@ -299,7 +301,7 @@ class PodWorker:
             if await self._sync_init(grouped):
                 await self._sync_regular(grouped)
             grouped = group_instances(self.runtime.list_containers(self.uid))
-        await self._read_fallback_messages(grouped)
+        await self._read_termination_messages(grouped)
         status = self._publish(grouped)
         if status["phase"] in TERMINAL and not self.terminal:
             self.terminal = True
@@ -494,8 +496,11 @@ class PodWorker:
             if runtime_name == "process" and agent.volumes is not None:
                 root, working_dir = agent.volumes.container_root(pod, spec)
                 base["PILOT_ROOT"] = str(root)
+                agent.volumes.new_termination_log(pod, spec, attempt, root=root)
             elif agent.volumes is not None:
-                mounts = tuple(agent.volumes.container_mounts(pod, spec))
+                log_file = agent.volumes.new_termination_log(pod, spec, attempt)
+                mounts = (*agent.volumes.container_mounts(pod, spec),
+                          Mount(str(log_file), termination_message_path(spec)))
             env, warnings = container_env(pod, spec, lookup=agent.lookup, pod_ip=self.pod_ip, host_ip=agent.host_ip,
                                           node_name=agent.name, allocatable=agent.allocatable, base=base)
             for warning in warnings:
@@ -645,20 +650,28 @@ class PodWorker:
             regular.append(v)
         return init_views, regular
 
-    async def _read_fallback_messages(self, grouped: dict[str, list[ContainerStatus]]) -> None:
-        """``FallbackToLogsOnError``: a container that failed with no message of its own gets the end
-        of its log as its termination message (read once per container instance)."""
+    async def _read_termination_messages(self, grouped: dict[str, list[ContainerStatus]]) -> None:
+        """An exited container's termination message (read once per container instance): what it
+        wrote to its ``terminationMessagePath`` (at most 4 KiB); with ``FallbackToLogsOnError``, a
+        failed container that wrote nothing gets the end of its log."""
         present = {st.id for history in grouped.values() for st in history}
         for gone in [cid for cid in self.log_messages if cid not in present]:
             del self.log_messages[gone]
+        volumes = self.agent.volumes
         for spec in self._init_specs() + self._regular_specs():
-            if spec.get("terminationMessagePolicy") != "FallbackToLogsOnError":
-                continue
+            fallback = spec.get("terminationMessagePolicy") == "FallbackToLogsOnError"
             for st in (grouped.get(spec["name"]) or [])[-2:]:
-                if st.state != "exited" or not st.exit_code or st.message or st.id in self.log_messages:
+                if st.state != "exited" or st.message or st.id in self.log_messages:
                     continue
-                lines = [line async for line in read_log(st.log_path, LogOptions(tail_lines=FALLBACK_LOG_LINES))]
-                self.log_messages[st.id] = b"".join(lines)[-FALLBACK_LOG_BYTES:].decode("utf-8", "replace")
+                message = ""
+                if volumes is not None:
+                    with contextlib.suppress(OSError):
+                        with open(volumes.termination_log(self.uid, st.name, st.attempt), "rb") as f:
+                            message = f.read(TERMINATION_MESSAGE_BYTES).decode("utf-8", "replace")
+                if not message and fallback and st.exit_code:
+                    lines = [line async for line in read_log(st.log_path, LogOptions(tail_lines=FALLBACK_LOG_LINES))]
+                    message = b"".join(lines)[-FALLBACK_LOG_BYTES:].decode("utf-8", "replace")
+                self.log_messages[st.id] = message
 
     def _with_log_message(self, st: ContainerStatus | None) -> ContainerStatus | None:
         message = self.log_messages.get(st.id) if st is not None else None

@@ -198,6 +198,10 @@ class PodVolumes:
     tokens: dict[str, _Token] = field(default_factory=dict)  # "<volume>/<path>" → token
 
 
+def termination_message_path(container: Obj) -> str:
+    return str(container.get("terminationMessagePath") or "/dev/termination-log")
+
+
 class VolumeManager:
     def __init__(self, *, root: Path, client: RESTClient, lookup: Lookup, node_name: str, host_ip: str,
                  allocatable: dict[str, str], ca_data: bytes | None,
@@ -453,6 +457,21 @@ class VolumeManager:
             out.append(Mount(str(pv.paths[name]), vm["mountPath"], bool(vm.get("readOnly")),
                              str(vm.get("subPath") or "")))
         return out
+
+    def termination_log(self, uid: str, container_name: str, attempt: int) -> Path:
+        """The host file one container instance's termination message is written to."""
+        return self.pod_dir(uid) / "containers" / container_name / f"{attempt}.termination-log"
+
+    def new_termination_log(self, pod: Obj, container: Obj, attempt: int, *, root: Path | None = None) -> Path:
+        """Create the instance's (empty, world-writable) termination log; with ``root`` (process
+        runtime) also link it at ``<root>/<terminationMessagePath>``, where the container finds it."""
+        path = self.termination_log(m.uid(pod), str(container.get("name")), attempt)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+        path.chmod(0o666)  # the container may run as any user
+        if root is not None:
+            self._link(root / termination_message_path(container).lstrip("/"), path)
+        return path
 
     def container_root(self, pod: Obj, container: Obj) -> tuple[Path, str]:
         """(root dir with the container's mounts as symlinks, working directory) for the process runtime."""

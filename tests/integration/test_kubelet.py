@@ -381,6 +381,22 @@ def test_fallback_to_logs_on_error_gives_the_log_tail_as_termination_message(env
     assert "message" not in cstatus(pod)["state"]["terminated"]  # only a failure falls back to the log
 
 
+def test_termination_message_file_is_the_message(env: Env) -> None:
+    """What a container writes to its terminationMessagePath (under $PILOT_ROOT on this runtime)."""
+    env.pod("msg-default", [shell("c", "printf 'bye from c' > $PILOT_ROOT/dev/termination-log; exit 2")],
+            restartPolicy="Never")
+    env.pod("msg-custom", [shell("c", "echo done > $PILOT_ROOT/tmp/why", terminationMessagePath="/tmp/why")],
+            restartPolicy="Never")
+    env.pod("msg-wins", [shell("c", "echo noise; echo mine > $PILOT_ROOT/dev/termination-log; exit 1",
+                               terminationMessagePolicy="FallbackToLogsOnError")], restartPolicy="Never")
+    env.pod("msg-big", [shell("c", "head -c 10000 /dev/zero | tr '\\0' x > $PILOT_ROOT/dev/termination-log")],
+            restartPolicy="Never")
+    expected = {"msg-default": "bye from c", "msg-custom": "done\n", "msg-wins": "mine\n", "msg-big": "x" * 4096}
+    for name, message in expected.items():
+        pod = env.wait_pod(name, lambda p: "terminated" in (cstatus(p).get("state") or {}), 30, f"{name} terminated")
+        assert cstatus(pod)["state"]["terminated"].get("message") == message, name
+
+
 def test_init_containers_run_in_order_then_the_pod_succeeds(env: Env, api: APICluster) -> None:
     volume_mount = [{"name": "work", "mountPath": "/work"}]
     env.pod("init", [shell("c", "cat work/log", volumeMounts=volume_mount)], restartPolicy="Never",

@@ -504,8 +504,9 @@ class APIServer:
             raise errors.method_not_allowed(resource=info.rt.plural, action=verb, group="")
         leases = self.registry.get("coordination.k8s.io", "v1", "leases")
         assert leases is not None
-        statuses = componentstatus.ComponentStatuses(read_lease=lambda name: self.storage.get(leases, "kube-system", name),
-                                     store_endpoints=self.client.endpoints, store_status=self.client.status)
+        statuses = componentstatus.ComponentStatuses(
+            read_lease=lambda name: self.storage.get(leases, "kube-system", name),
+            store_endpoints=self.client.endpoints, store_status=self.client.status)
         items = [await statuses.get(info.name)] if info.name else await statuses.all()
         resp = self.handlers.respond_objects(request, info.rt, items, single=bool(info.name))
         resp.headers["Warning"] = f'299 - "{componentstatus.DEPRECATION}"'

@@ -399,7 +399,7 @@ class Handlers:
             await asyncio.sleep(0.1)
 
     def respond_objects(self, request: web.Request, rt: ResourceType, items: list[dict[str, Any]], *,
-                         single: bool = False, list_meta: dict[str, Any] | None = None) -> web.StreamResponse:
+                        single: bool = False, list_meta: dict[str, Any] | None = None) -> web.StreamResponse:
         """``items`` as stored, answered in ``rt``'s version (or as a Table)."""
         accept = request.headers.get("Accept", "")
         if "as=Table" in accept and self.table is not None:

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable
 
 from apimachinery import errors
+from apimachinery import meta as m
 
 Obj = dict[str, Any]
 DEPRECATION = "v1 ComponentStatus is deprecated in v1.19+"
@@ -58,11 +59,9 @@ def lease_health(lease: Obj | None, component: str, now: datetime) -> Health:
 
 
 def _parse_time(text: Any) -> datetime | None:
-    if not isinstance(text, str):
-        return None
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        return m.parse_rfc3339(text)
+    except ValueError:  # not a timestamp (or one without an offset): the lease counts as not renewed
         return None
 
 

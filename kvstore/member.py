@@ -6,8 +6,8 @@
         [--peer-secret-file F] [--peer-cert-file C --peer-key-file K --peer-trusted-ca-file CA]
 
 Layers, bottom up: raft.RaftNode (consensus, journal) → machine.KVStateMachine → mvcc.MVCCStore
-(state) ; proposer.Proposer (group commit, read barriers) and watch.WatchHub bridge the Raft thread
-to the asyncio loop ; server.EtcdServer is the etcd v3 JSON API ; forward.Forwarder sends a
+(state) ; proposer.Proposer (group commit), readindex.LinearizableReads (ReadIndex reads) and
+watch.WatchHub bridge the Raft thread to the asyncio loop ; server.EtcdServer is the etcd v3 JSON API ; forward.Forwarder sends a
 follower's write batches to the leader's client URL (published by each member through the log).
 """
 
@@ -40,6 +40,7 @@ from .mvcc import MVCCStore
 from .peertls import PeerTLS
 from .proposer import Proposer
 from .raft import NOT_APPLIED, SUCCESS, UNKNOWN, RaftConfig, RaftNode
+from .readindex import AppliedIndex, LinearizableReads
 from .server import EtcdServer, MemberIdentity
 from .watch import WatchHub
 
@@ -252,10 +253,12 @@ class Member:
         self.hub = WatchHub(self.store, self.lock, loop)
         machine = KVStateMachine(self.store, self.lock, self.hub.notify_threadsafe)
         peers = tuple(cfg.initial_cluster.values())
+        applied = AppliedIndex(loop)
         self.raft = RaftNode(
             RaftConfig(self_addr=cfg.peer_addr, peers=peers, data_dir=cfg.data_dir, secret=cfg.peer_secret,
                        election_timeout=cfg.election_timeout, peer_tls=cfg.peer_tls),
-            machine, on_state_change=self._state_changed, on_fsync=self._fsync.observe)
+            machine, on_state_change=self._state_changed, on_fsync=self._fsync.observe,
+            on_applied=applied.advance)
         self.forwarder = Forwarder(
             self_addr=cfg.peer_addr, peer_names={addr: name for name, addr in cfg.initial_cluster.items()},
             leader=self.raft.leader_address, members=lambda: self.store.members, secret=cfg.peer_secret,
@@ -272,7 +275,9 @@ class Member:
             peer_scheme="https" if cfg.peer_tls is not None else "http",
         )
         self.server = EtcdServer(identity=identity, store=self.store, lock=self.lock, raft=self.raft,
-                                 proposer=self.proposer, hub=self.hub, leases=self.leases,
+                                 proposer=self.proposer,
+                                 reads=LinearizableReads(self.raft, applied, deadline=cfg.request_timeout),
+                                 hub=self.hub, leases=self.leases,
                                  registry=self.registry, progress_interval=cfg.progress_interval,
                                  forward_signer=ForwardSigner(cfg.peer_secret))
         self._runner = web.AppRunner(self.server.app(), access_log=None, handle_signals=False)

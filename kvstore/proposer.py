@@ -2,9 +2,8 @@
 
 pysyncobj commits a few thousand entries per second at best, and each costs an fsync. The proposer
 collects the requests that arrive while earlier entries are in flight and proposes them together
-(each still gets its own revision when applied). A linearizable read joins the same stream as a
-*barrier*: it waits until an entry proposed after the read arrived has been applied on this member,
-so the local state it then reads includes every write acknowledged before the read began.
+(each still gets its own revision when applied). Linearizable reads do not come here: they take a
+read index (readindex.py), which needs no log entry.
 
 Outcomes (pysyncobj-notes §1.3): "not applied" outcomes are retried; "unknown" outcomes
 (leader changed, timeout) are retried *with the same (proposer id, sequence)*, which the state
@@ -18,9 +17,9 @@ second before it is proposed again) does not hold everything behind it.
 
 On a follower, write batches go to the leader over its client port (``forwarder``, see
 forward.py) and join the leader's own group commit as a forwarded batch, with this proposer's
-(id, sequence): one log entry per round carries the writes that arrived at every member. Batches
-with read barriers, and every batch when the leader's client URL is not known, still go through
-pysyncobj, whose forwarding makes each follower batch an entry of its own.
+(id, sequence): one log entry per round carries the writes that arrived at every member. While the
+leader's client URL is not known, batches go through pysyncobj, whose forwarding makes each
+follower batch an entry of its own.
 """
 
 from __future__ import annotations
@@ -72,12 +71,11 @@ class _Batch:
     seq: int
     requests: list[dict[str, Any]] = field(default_factory=list)
     waiters: list[asyncio.Future[Any]] = field(default_factory=list)
-    readers: list[asyncio.Future[None]] = field(default_factory=list)
     forwarded: list[_Forwarded] = field(default_factory=list)
     started: float = 0.0
 
     def empty(self) -> bool:
-        return not (self.requests or self.readers or self.forwarded)
+        return not (self.requests or self.forwarded)
 
 
 def request_size(req: dict[str, Any]) -> int:
@@ -134,13 +132,6 @@ class Proposer:
         self._kick()
         return await fut
 
-    async def barrier(self) -> None:
-        """Return once this member has applied an entry proposed after the call began."""
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.readers.append(fut)
-        self._kick()
-        await fut
-
     def _kick(self) -> None:
         loop = asyncio.get_running_loop()
         while len(self._inflight) < self._max_inflight and not self._pending.empty():
@@ -168,8 +159,7 @@ class Proposer:
             self._pending_bytes = 0
             batch = pending
         else:
-            batch = _Batch(0, readers=pending.readers, forwarded=pending.forwarded)
-            pending.readers = []
+            batch = _Batch(0, forwarded=pending.forwarded)
             pending.forwarded = []
             size = 0
             n = 0
@@ -194,9 +184,6 @@ class Proposer:
             for fwd, result in zip(batch.forwarded, results[len(batch.requests):]):
                 if not fwd.future.done():
                     fwd.future.set_result(result)
-            for fut in batch.readers:
-                if not fut.done():
-                    fut.set_result(None)
             if self._on_batch:
                 self._on_batch(len(batch.requests))
         except EtcdError as err:
@@ -206,10 +193,6 @@ class Proposer:
             for fwd in batch.forwarded:
                 if not fwd.future.done():
                     fwd.future.set_exception(err)
-            read_err = errors.request_timed_out()
-            for fut in batch.readers:
-                if not fut.done():
-                    fut.set_exception(read_err)
         finally:
             self._inflight.remove(batch)
             self._kick()
@@ -223,9 +206,9 @@ class Proposer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 # Unknown outcome: it may still commit. etcd answers the same way.
-                raise errors.deadline_exceeded() if batch.requests else errors.request_timed_out()
+                raise errors.deadline_exceeded()
             url = self.forwarder.target() if (
-                self.forwarder is not None and batch.requests and not batch.readers and not batch.forwarded) else None
+                self.forwarder is not None and batch.requests and not batch.forwarded) else None
             if url is not None:
                 assert self.forwarder is not None
                 try:

@@ -26,6 +26,9 @@ What this module adds on top of pysyncobj, each at the place the gap comes from:
   journal, and a resend shorter than its tail dropped entries it had acknowledged (and that might be
   committed by its ack) until they were sent again. Raft truncates only at the first entry whose
   term differs; ``skip_present_entries`` rewrites such a message so pysyncobj sees exactly that.
+* **Linearizable reads by ReadIndex** (readindex.py): the leader tags AppendEntries with its read
+  round, followers echo the tag in their replies (``outgoing``), and a follower asks the leader for
+  a read index with a ``read_index`` peer message. No log entry, no fsync.
 * **Faster failure detection.** ``leaderFallbackTimeout`` is lowered from 30 s to about one election
   timeout, so a cut-off leader stops believing it leads quickly.
 """
@@ -36,7 +39,9 @@ import functools
 import logging
 import os
 import struct
+import time
 import zlib
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
@@ -52,6 +57,7 @@ from pysyncobj.transport import TCPTransport
 
 from .journal import DurableJournal, fsync_dir
 from .peertls import PeerTLS, PeerTLSConnections
+from .readindex import ReadCallback, ReadRounds, RemoteReads
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +190,7 @@ class SecureTransport(TCPTransport):  # type: ignore[misc]
 
     def send(self, node: Any, message: Any) -> bool:
         self._syncObj.before_send()
-        return bool(super().send(node, message))
+        return bool(super().send(node, self._syncObj.outgoing(node, message)))
 
 
 # ---------------------------------------------------------------- resent AppendEntries
@@ -247,12 +253,23 @@ UNKNOWN = frozenset({FAIL_REASON.LEADER_CHANGED, FAIL_REASON.UNKNOWN_OUTCOME})
 SUCCESS = FAIL_REASON.SUCCESS
 
 
+# Peer message fields and types added to pysyncobj's protocol (older members ignore them).
+READ_TAG = "rr"  # (term, round) on a leader's AppendEntries; echoed on a follower's next_node_idx
+READ_INDEX = "read_index"  # follower -> leader {"id"}
+READ_INDEX_REPLY = "read_index_reply"  # leader -> follower {"id", "index": int | None}
+
+
 class RaftNode(SyncObj):  # type: ignore[misc]
-    """One Raft member replicating ``machine``. Thread-safe entry points: propose(), status()."""
+    """One Raft member replicating ``machine``.
+
+    Thread-safe entry points: propose(), read_index(), status(). ``on_applied(index)`` is called on
+    the Raft thread after every tick with the last applied log index.
+    """
 
     def __init__(self, cfg: RaftConfig, machine: StateMachine, *,
                  on_state_change: Callable[[bool], None] | None = None,
-                 on_fsync: Callable[[float], None] | None = None) -> None:
+                 on_fsync: Callable[[float], None] | None = None,
+                 on_applied: Callable[[int], None] | None = None) -> None:
         if not cfg.secret:
             raise ValueError("a peer secret is required: pysyncobj's peer protocol is pickle")
         os.makedirs(cfg.data_dir, mode=0o700, exist_ok=True)
@@ -263,6 +280,12 @@ class RaftNode(SyncObj):  # type: ignore[misc]
         self._machine = machine
         self._on_state_change = on_state_change
         self._snapshot_path = os.path.join(cfg.data_dir, "snapshot.msgpack")
+        self._read_requests: deque[ReadCallback] = deque()  # appended by any thread
+        self._reads_waiting: list[ReadCallback] = []
+        self._read_rounds = ReadRounds(others=len([p for p in cfg.peers if p != cfg.self_addr]))
+        self._remote_reads = RemoteReads()
+        self._remote_leader: Any = None
+        self._echo: dict[Any, Any] = {}  # leader node -> the last read tag accepted from it
         _install_journal_factory(functools.partial(DurableJournal, on_fsync=on_fsync))
         _tune_peer_encoding()
         low, high = cfg.election_timeout
@@ -289,6 +312,8 @@ class RaftNode(SyncObj):  # type: ignore[misc]
         super().__init__(cfg.self_addr, [p for p in cfg.peers if p != cfg.self_addr], conf,
                          transportClass=SecureTransport)
         self.addOnTickCallback(self.sync_log)
+        if on_applied is not None:
+            self.addOnTickCallback(lambda: on_applied(self.raftLastApplied))
         if len(cfg.peers) <= 1:
             self.addOnTickCallback(self._commit_alone)
 
@@ -297,6 +322,83 @@ class RaftNode(SyncObj):  # type: ignore[misc]
     def propose(self, payload: bytes, callback: OutcomeCallback) -> None:
         """Append ``payload`` through the leader; ``callback(result, outcome)`` fires on the Raft thread."""
         self._applyCommand(payload, callback, _COMMAND_TYPE.REGULAR)
+
+    def read_index(self, callback: ReadCallback) -> None:
+        """Ask for a read index (readindex.py); ``callback(index | None)`` fires on the Raft thread."""
+        self._read_requests.append(callback)
+        self._SyncObj__pipeNotifier.notify()
+
+    def _serve_reads(self) -> None:
+        """Raft thread, at the start of a tick: open a read round (leader) or ask the leader (follower)."""
+        requests = self._read_requests
+        while requests:
+            self._reads_waiting.append(requests.popleft())
+        if self._SyncObj__raftState == _RAFT_STATE.LEADER:
+            noop = self._SyncObj__noopIDx
+            if (self._reads_waiting and self._read_rounds.idle() and noop is not None
+                    and self.raftCommitIndex >= noop):
+                self._read_rounds.start(self.raftCommitIndex, self._reads_waiting)
+                self._reads_waiting = []
+                self._SyncObj__newAppendEntriesTime = 0  # heartbeat now, tagged with the new round
+            return
+        leader = self._getLeader()
+        if leader is not self._remote_leader:
+            self._remote_reads.fail_all()
+            self._remote_leader = leader
+        self._remote_reads.expire(time.monotonic())
+        if not self._reads_waiting:
+            return
+        if leader is None:
+            waiting, self._reads_waiting = self._reads_waiting, []
+            for callback in waiting:
+                callback(None)
+        elif self._remote_reads.idle():
+            rid = self._remote_reads.request(self._reads_waiting, time.monotonic())
+            self._reads_waiting = []
+            self._SyncObj__transport.send(leader, {"type": READ_INDEX, "id": rid})
+
+    def outgoing(self, node: Any, message: Any) -> Any:
+        """Tag a leader's AppendEntries with its read round; echo the tag in a follower's reply."""
+        if type(message) is not dict:
+            return message
+        kind = message.get("type")
+        if kind == "append_entries" and self._SyncObj__raftState == _RAFT_STATE.LEADER:
+            return dict(message, **{READ_TAG: (self.raftCurrentTerm, self._read_rounds.number)})
+        if kind == "next_node_idx":
+            tag = self._echo.get(node)
+            if tag is not None:
+                return dict(message, **{READ_TAG: tag})
+        return message
+
+    def _read_message(self, node: Any, message: dict[str, Any]) -> bool:
+        """Handle the read-index parts of a peer message; True if it was only that."""
+        kind = message.get("type")
+        if kind == "append_entries":
+            tag = message.get(READ_TAG)
+            if tag is not None and message.get("term", -1) >= self.raftCurrentTerm:
+                self._echo[node] = tag
+        elif kind == "next_node_idx":
+            tag = message.get(READ_TAG)
+            if (tag is not None and self._SyncObj__raftState == _RAFT_STATE.LEADER
+                    and tag[0] == self.raftCurrentTerm):
+                self._read_rounds.echoed(node, tag[1])
+        elif kind == READ_INDEX:
+            rid = message.get("id")
+            transport = self._SyncObj__transport
+
+            def reply(index: int | None) -> None:
+                transport.send(node, {"type": READ_INDEX_REPLY, "id": rid, "index": index})
+
+            if self._SyncObj__raftState == _RAFT_STATE.LEADER:
+                self._read_requests.append(reply)
+            else:
+                reply(None)
+            return True
+        elif kind == READ_INDEX_REPLY:
+            index = message.get("index")
+            self._remote_reads.answered(message.get("id"), index if isinstance(index, int) else None)
+            return True
+        return False
 
     def before_send(self) -> None:
         """A follower or candidate makes its log durable before any message leaves (its acks promise it).
@@ -320,6 +422,7 @@ class RaftNode(SyncObj):  # type: ignore[misc]
             self._SyncObj__raftLog.sync()
         if self.peer_tls is not None:
             self.peer_tls.flush_all()  # TLS records a full socket left behind (peertls.py)
+        self._serve_reads()
         super()._onTick(timeToWait)
 
     def _commit_alone(self) -> None:
@@ -338,6 +441,8 @@ class RaftNode(SyncObj):  # type: ignore[misc]
         return SyncObj._SyncObj__doApplyCommand(self, command)
 
     def _SyncObj__onMessageReceived(self, node: Any, message: Any) -> None:  # noqa: N802
+        if self._read_message(node, message):
+            return
         kind = message.get("type")
         if (kind == "next_node_idx" and message.get("reset") and not message.get("success")
                 and self._SyncObj__raftState == _RAFT_STATE.LEADER):
@@ -379,6 +484,8 @@ class RaftNode(SyncObj):  # type: ignore[misc]
         return (bytes(last[0]), last[1], last[2]), (bytes(prev[0]), prev[1], prev[2]), cluster
 
     def _state_changed(self, old: int, new: int) -> None:
+        if old == _RAFT_STATE.LEADER and new != _RAFT_STATE.LEADER:
+            self._read_rounds.fail_all()
         if self._on_state_change is not None:
             self._on_state_change(new == _RAFT_STATE.LEADER)
 

@@ -29,6 +29,7 @@ from .jsonapi import Reader
 from .lease import LeaseClock
 from .mvcc import MVCCStore
 from .proposer import Proposer
+from .readindex import LinearizableReads
 from .watch import WatchHub, filter_events
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class MemberIdentity:
 
 class EtcdServer:
     def __init__(self, *, identity: MemberIdentity, store: MVCCStore, lock: threading.Lock,
-                 raft: Any, proposer: Proposer, hub: WatchHub, leases: LeaseClock,
+                 raft: Any, proposer: Proposer, reads: LinearizableReads, hub: WatchHub, leases: LeaseClock,
                  registry: CollectorRegistry, progress_interval: float = 600.0,
                  forward_signer: forward.ForwardSigner | None = None) -> None:
         self.identity = identity
@@ -70,6 +71,7 @@ class EtcdServer:
         self.lock = lock
         self.raft = raft
         self.proposer = proposer
+        self.reads = reads
         self.hub = hub
         self.leases = leases
         self.progress_interval = progress_interval
@@ -294,7 +296,7 @@ class EtcdServer:
         req = jsonapi.parse_range(reader)
         jsonapi.check_size(reader)
         if not req["serializable"]:
-            await self.proposer.barrier()
+            await self.reads.wait()
         with self.lock:
             result = self.store.range(req)
             revision = self.store.revision
@@ -347,7 +349,7 @@ class EtcdServer:
         reader = self._reader(body)
         lease_id = reader.int("ID")
         want_keys = reader.bool("keys")
-        await self.proposer.barrier()
+        await self.reads.wait()
         with self.lock:
             lease = self.store.leases.get(lease_id)
             granted = lease.ttl if lease else 0
@@ -365,7 +367,7 @@ class EtcdServer:
         return await self._reply(request, out)
 
     async def _lease_list(self, request: web.Request, body: bytes) -> web.StreamResponse:
-        await self.proposer.barrier()
+        await self.reads.wait()
         with self.lock:
             ids = list(self.store.leases)
             revision = self.store.revision

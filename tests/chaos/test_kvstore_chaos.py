@@ -58,7 +58,7 @@ class Workload:
                 if resp.status == 200:
                     return data
                 # 500 "context deadline exceeded" is etcd's unknown outcome; other errors were refused
-                # before being proposed (e.g. 503 on a read barrier).
+                # before being proposed, or are reads (e.g. 503 "request timed out" on a read).
                 if write and resp.status == 500:
                     raise Ambiguous(data)
                 raise NotApplied(data)

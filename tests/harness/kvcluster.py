@@ -205,7 +205,8 @@ class KVCluster(MemberProcesses):
     def wait_ready(self, timeout: float = 60.0) -> int:
         deadline = time.monotonic() + timeout
         leader = self.leader(timeout)
-        # A linearizable read is a barrier through the log: it proves the quorum commits.
+        # A linearizable read needs a leader that has committed an entry of its term and a quorum
+        # that answers its heartbeats (kvstore/readindex.py).
         while time.monotonic() < deadline:
             try:
                 code, _ = post_json(self.members[leader].url + "/v3/kv/range", {"key": "X19yZWFkeV9f"}, 5.0)

@@ -30,7 +30,7 @@ async def load(endpoints: list[str], seconds: float) -> tuple[int, int]:
         n = 0
         while time.monotonic() < stop:
             url = endpoints[w % len(endpoints)]
-            if w % 4 == 3:  # a linearizable read: a barrier through the log (pysyncobj forwarding on a follower)
+            if w % 4 == 3:  # a linearizable read: a read index from the leader (a peer message on a follower)
                 path, body = "/v3/kv/range", {"key": b64(b"resend/%d" % (n % 50))}
             else:
                 path, body = "/v3/kv/put", {"key": b64(b"resend/%d" % ((w * 7 + n) % 50)), "value": b64(b"v%d" % n)}

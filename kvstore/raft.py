@@ -355,7 +355,8 @@ class RaftNode(SyncObj):  # type: ignore[misc]
         elif self._remote_reads.idle():
             rid = self._remote_reads.request(self._reads_waiting, time.monotonic())
             self._reads_waiting = []
-            self._SyncObj__transport.send(leader, {"type": READ_INDEX, "id": rid})
+            if not self._SyncObj__transport.send(leader, {"type": READ_INDEX, "id": rid}):
+                self._remote_reads.answered(rid, None)  # not connected to the leader: no answer will come
 
     def outgoing(self, node: Any, message: Any) -> Any:
         """Tag a leader's AppendEntries with its read round; echo the tag in a follower's reply."""
@@ -486,6 +487,8 @@ class RaftNode(SyncObj):  # type: ignore[misc]
     def _state_changed(self, old: int, new: int) -> None:
         if old == _RAFT_STATE.LEADER and new != _RAFT_STATE.LEADER:
             self._read_rounds.fail_all()
+        elif new == _RAFT_STATE.LEADER:
+            self._remote_reads.fail_all()  # asked of a leader this member has replaced
         if self._on_state_change is not None:
             self._on_state_change(new == _RAFT_STATE.LEADER)
 

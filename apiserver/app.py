@@ -176,6 +176,11 @@ class APIServer:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        # Bootstrap writes first, then the caches list: on a fresh store their event windows then
+        # begin after the bootstrap objects, so a watch from an old resourceVersion ("1", as clients
+        # use to test expiry) is answered 410 as upstream's is, instead of depending on which of
+        # the first list and the first write reached the store first.
+        await self._bootstrap()
         for rt in self.registry.all():
             if rt.virtual or (rt.group, rt.plural) in self.caches or self.handlers.storage_type(rt).group != rt.group:
                 continue  # (a kind stored as another group's, events.k8s.io Events, shares that cache)
@@ -184,7 +189,6 @@ class APIServer:
             cache.start()
         self.crds.start(self.caches[(CRD_GROUP, "customresourcedefinitions")])
         self._gc_task = asyncio.get_running_loop().create_task(_freeze_heap())
-        await self._bootstrap()
         # Authorization reads RBAC objects from the caches: be ready only once they hold the defaults.
         wanted = {(o["kind"], o["metadata"]["name"]) for o in default_rbac_objects()}
         deadline = asyncio.get_running_loop().time() + 60

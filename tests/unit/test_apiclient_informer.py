@@ -81,6 +81,12 @@ async def test_list_watch_handlers_and_indexes(api: APICluster) -> None:
             await inf.stop()
 
 
+def restart_apiserver(api: APICluster) -> None:
+    api.kill(0)
+    api.start_replica(0)
+    api.wait_ready(0)
+
+
 async def test_restart_resumes_and_a_410_relists_with_the_difference(api: APICluster) -> None:
     async with RESTClient(load_config(api.kubeconfig)) as c:
         await c.create(NAMESPACES, {"metadata": {"name": "inf-b"}})
@@ -102,12 +108,13 @@ async def test_restart_resumes_and_a_410_relists_with_the_difference(api: APIClu
             assert inf.relists == relists
         finally:
             await inf.stop()
-        # Away for long: one object changes, one goes, one comes, and the history is gone (410).
+        # Away for long: one object changes, one goes, one comes, and the history is gone (410): the
+        # API server restarted, so its event window begins after the informer's resourceVersion.
         await c.patch(CONFIGMAPS, "change", {"data": {"v": "2"}}, namespace="inf-b")
         await c.delete(CONFIGMAPS, "go", namespace="inf-b")
         await c.create(CONFIGMAPS, {"metadata": {"name": "new", "namespace": "inf-b"}})
+        await asyncio.to_thread(restart_apiserver, api)
         rec.events.clear()
-        inf.last_sync_resource_version = "1"  # older than the server's event window
         inf.start()
         try:
             await until(lambda: inf.relists > relists)

@@ -81,6 +81,7 @@ BUILTIN: tuple[ResourceType, ...] = (
        subs=(_status("Namespace"), Subresource("finalize", "Namespace", verbs=("update",)))),
     _r("", "v1", "Pod", "pods", short=("po",), categories=("all",),
        subs=(_status("Pod"), Subresource("binding", "Binding", verbs=("create",)),
+             Subresource("ephemeralcontainers", "Pod", verbs=("get", "patch", "update")),
              Subresource("eviction", "Eviction", group="policy", version="v1", verbs=("create",)),
              Subresource("log", "Pod", verbs=("get",)), Subresource("exec", "PodExecOptions", verbs=("create", "get")),
              Subresource("attach", "PodAttachOptions", verbs=("create", "get")),

@@ -454,7 +454,7 @@ class APIServer:
             sub = rt.subresource(info.subresource)
             if sub is None:
                 raise errors.not_found_url()
-            if info.subresource == "status":
+            if info.subresource in ("status", "ephemeralcontainers"):
                 if verb == "get":
                     return await h.get(request, info)
                 if verb == "update":

@@ -47,6 +47,8 @@ PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json",
                "application/strategic-merge-patch+json", "application/apply-patch+yaml")
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 WATCH_BOOKMARK_INTERVAL = 5.0
+# Subresources whose writes change only their part of the object (strategy.prepare_subresource_update).
+SUBRESOURCE_WRITES = ("status", "ephemeralcontainers")
 
 Decoder = Callable[[bytes, str, str], dict[str, Any]]
 TableConverter = Callable[[ResourceType, list[dict[str, Any]], str, dict[str, Any]], dict[str, Any]]
@@ -512,7 +514,7 @@ class Handlers:
             raise errors.bad_request(f"invalid resourceVersion {expected!r}")
         dry_run = request.query.get("dryRun") == "All"
         manager = request.query.get("fieldManager") or _default_manager(request)
-        status_only = info.subresource == "status"
+        subresource_only = info.subresource in SUBRESOURCE_WRITES
         sinfo = self._stored(info)
 
         async def mutate(current: dict[str, Any]) -> dict[str, Any]:
@@ -524,14 +526,14 @@ class Handlers:
                 new.setdefault("spec", {})["finalizers"] = list((obj.get("spec") or {}).get("finalizers") or [])
                 return new
             return await self._prepare_update(sinfo, user, self.to_storage(rt, obj), current,
-                                              status_only=status_only, manager=manager, dry_run=dry_run,
+                                              subresource_only=subresource_only, manager=manager, dry_run=dry_run,
                                               warnings=warnings)
 
         updated = await self._write(sinfo, mutate, dry_run)
         return _json_response(self.served(rt, updated), 200, _warning_headers(warnings))
 
     async def _prepare_update(self, info: RequestInfo, user: UserInfo, new: dict[str, Any], current: dict[str, Any], *,
-                              status_only: bool, manager: str, dry_run: bool,
+                              subresource_only: bool, manager: str, dry_run: bool,
                               warnings: list[str] | None = None, applied: dict[str, Any] | None = None,
                               force: bool = False, fields_subresource: str | None = None) -> dict[str, Any]:
         """Strategy, field ownership (an Update by ``manager``, or its server-side apply of ``applied``),
@@ -540,8 +542,8 @@ class Handlers:
         rt = info.rt
         strategy = self.strategy(rt)
         new = m.deep_copy(new)
-        if status_only:
-            new = strategy.prepare_status_update(new, current)
+        if subresource_only:
+            new = strategy.prepare_subresource_update(info.subresource, new, current)
         else:
             strategy.prepare_update(new, current)
         if applied is not None:
@@ -556,7 +558,8 @@ class Handlers:
         await self.admit(op)
         if warnings is not None:  # retried attempts re-admit: keep each warning once
             warnings.extend(w for w in op.warnings if w not in warnings)
-        errs = strategy.validate(new, current)
+        errs = (strategy.validate_subresource_update(info.subresource, new, current) if subresource_only
+                else strategy.validate(new, current))
         if errs:
             raise errors.invalid(kind=rt.kind, group=rt.group, name=info.name, causes=errs)
         return new
@@ -598,7 +601,7 @@ class Handlers:
         patch = self.decode_document(body, yaml_ok=ctype == "application/apply-patch+yaml")
         dry_run = request.query.get("dryRun") == "All"
         manager = request.query.get("fieldManager", "")
-        status_only = info.subresource == "status"
+        subresource_only = info.subresource in SUBRESOURCE_WRITES
         force = request.query.get("force", "").lower() == "true"
         if force and ctype != "application/apply-patch+yaml":
             raise errors.invalid(kind="PatchOptions", group="meta.k8s.io", name="",
@@ -613,7 +616,7 @@ class Handlers:
             try:
                 await self.storage.get(self.storage_type(rt), info.namespace, info.name)
             except StatusError as err:
-                if err.code != 404 or status_only:
+                if err.code != 404 or subresource_only:
                     raise
                 return await self._apply_create(request, info, user, patch, manager, dry_run)
         elif ctype == "application/json-patch+json":
@@ -631,7 +634,7 @@ class Handlers:
             patched = self._apply_patch(rt, ctype, m.deep_copy(self.served(rt, current)), patch)
             if not isinstance(patched, dict):
                 raise errors.bad_request("the patch produced a non-object")
-            if not status_only:  # validate the result: patches carry directives ($patch, $setElementOrder)
+            if not subresource_only:  # validate the result: patches carry directives ($patch, $setElementOrder)
                 warnings[:] = self.field_validation(request, rt, patched)
             pmeta = patched.setdefault("metadata", {})
             if pmeta.get("name") != info.name:
@@ -642,8 +645,9 @@ class Handlers:
             if want_rv and want_rv != current["metadata"]["resourceVersion"]:
                 raise errors.conflict(resource=rt.plural, group=rt.group, name=info.name)
             return await self._prepare_update(sinfo, user, self.to_storage(rt, patched), current,
-                                              status_only=status_only, manager=manager or _default_manager(request),
-                                              dry_run=dry_run, warnings=warnings, applied=applied, force=force)
+                                              subresource_only=subresource_only,
+                                              manager=manager or _default_manager(request), dry_run=dry_run,
+                                              warnings=warnings, applied=applied, force=force)
 
         updated = await self._write(sinfo, mutate, dry_run)
         return _json_response(self.served(rt, updated), 200, _warning_headers(warnings))
@@ -842,7 +846,7 @@ class Handlers:
             new = m.deep_copy(current)
             new.setdefault("spec", {})["replicas"] = value
             one = RequestInfo(rt, info.namespace, info.name, "")
-            return await self._prepare_update(one, user, new, current, status_only=False,
+            return await self._prepare_update(one, user, new, current, subresource_only=False,
                                               manager=request.query.get("fieldManager") or _default_manager(request),
                                               dry_run=dry_run, fields_subresource="scale")
 

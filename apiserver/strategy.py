@@ -160,6 +160,25 @@ class Strategy:
             merged.pop("status", None)
         return merged
 
+    def prepare_subresource_update(self, subresource: str, new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+        """A write to a subresource that owns part of the object: that part of ``new``, the rest of ``old``."""
+        if subresource == "ephemeralcontainers":
+            merged = m.deep_copy(old)
+            containers = (new.get("spec") or {}).get("ephemeralContainers")
+            spec = merged.setdefault("spec", {})
+            if containers:
+                spec["ephemeralContainers"] = containers
+            else:
+                spec.pop("ephemeralContainers", None)
+            apply_defaults(self.rt.group, self.rt.version, self.rt.kind, merged)
+            return merged
+        return self.prepare_status_update(new, old)
+
+    def validate_subresource_update(self, subresource: str, new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+        if subresource == "ephemeralcontainers":
+            return validate_ephemeral_containers_update(new, old)
+        return self.validate(new, old)
+
     # ------------------------------------------------------------------ validation
 
     def validate(self, obj: dict[str, Any], old: dict[str, Any] | None = None) -> list[FieldError]:
@@ -253,6 +272,8 @@ def _validate_pod(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Field
     if not isinstance(spec, dict):
         return [FieldError.required(Path.of("spec"), "")]
     errs = _containers(spec, Path.of("spec"))
+    if old is None and spec.get("ephemeralContainers"):
+        errs.append(FieldError.forbidden(Path.of("spec", "ephemeralContainers"), "cannot be set on create"))
     if old is not None:
         old_spec = old.get("spec") or {}
         # A pod's spec is immutable but for a few fields (images, activeDeadlineSeconds, tolerations additions).
@@ -264,6 +285,58 @@ def _validate_pod(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Field
                                              "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to "
                                              "existing tolerations),`spec.terminationGracePeriodSeconds` (allow it "
                                              "to be set to 1 if it was previously negative)"))
+    return errs
+
+
+# Fields of a container that an ephemeral container may not set (it gets no ports, probes, hooks or resources).
+_EPHEMERAL_FORBIDDEN = ("ports", "livenessProbe", "readinessProbe", "startupProbe", "lifecycle", "resources",
+                        "resizePolicy", "restartPolicy")
+
+
+def validate_ephemeral_containers_update(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+    """A write to pods/ephemeralcontainers: containers may be added, never changed or removed."""
+    if (m.annotations(old) or {}).get("kubernetes.io/config.mirror") is not None:
+        return [FieldError.forbidden(Path.of(""), "static pods do not support ephemeral containers")]
+    spec = new.get("spec") or {}
+    path = Path.of("spec", "ephemeralContainers")
+    containers = spec.get("ephemeralContainers") or []
+    if not isinstance(containers, list):
+        return [FieldError.invalid(path, containers, "must be a list")]
+    existing = {c.get("name"): c for c in (old.get("spec") or {}).get("ephemeralContainers") or []
+                if isinstance(c, dict)}
+    pod_containers = {c.get("name") for key in ("containers", "initContainers")
+                      for c in spec.get(key) or [] if isinstance(c, dict)}
+    errs: list[FieldError] = []
+    seen: set[str] = set()
+    for i, c in enumerate(containers):
+        cp = path.index(i)
+        if not isinstance(c, dict):
+            errs.append(FieldError.invalid(cp, c, "must be an object"))
+            continue
+        name = c.get("name")
+        if not name or not isinstance(name, str):
+            errs.append(FieldError.required(cp.child("name"), ""))
+            continue
+        for msg in v.is_dns1123_label(name):
+            errs.append(FieldError.invalid(cp.child("name"), name, msg))
+        if name in pod_containers or name in seen:
+            errs.append(FieldError.duplicate(cp.child("name"), name))
+        seen.add(name)
+        if name in existing:
+            if existing[name] != c:
+                errs.append(FieldError.forbidden(cp, f'existing ephemeral containers "{name}" may not be changed'))
+            continue
+        if not c.get("image"):
+            errs.append(FieldError.required(cp.child("image"), ""))
+        for field in _EPHEMERAL_FORBIDDEN:
+            if c.get(field):
+                errs.append(FieldError.forbidden(cp.child(field), "cannot be set for an Ephemeral Container"))
+        target = c.get("targetContainerName")
+        if target and target not in pod_containers:
+            errs.append(FieldError.not_found(cp.child("targetContainerName"), target))
+    for name in existing:
+        if name not in seen:
+            errs.append(FieldError.forbidden(path, f'existing ephemeral containers "{name}" may not be removed'))
     return errs
 
 

@@ -21,6 +21,7 @@ Field by field what kubelet 1.32 produces (``pkg/kubelet/kubelet_pods.go`` ``gen
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -200,7 +201,7 @@ def pod_conditions(pod: Obj, *, phase: str, sandbox_ready: bool, init: list[Cont
 
 
 def pod_status(pod: Obj, *, scheme: str, init: list[ContainerView], regular: list[ContainerView],
-               host_ip: str, pod_ip: str, start_time: str, sandbox_ready: bool, now: str,
+               ephemeral: Sequence[ContainerView] = (), host_ip: str, pod_ip: str, start_time: str, sandbox_ready: bool, now: str,
                phase: str | None = None, reason: str = "", message: str = "") -> Obj:
     old = pod.get("status") or {}
     phase = phase or pod_phase(pod, init, regular)
@@ -217,6 +218,8 @@ def pod_status(pod: Obj, *, scheme: str, init: list[ContainerView], regular: lis
     if init:
         status["initContainerStatuses"] = [container_status(v, scheme) for v in init]
     status["containerStatuses"] = [container_status(v, scheme) for v in regular]
+    if ephemeral:
+        status["ephemeralContainerStatuses"] = [container_status(v, scheme) for v in ephemeral]
     if old.get("qosClass"):
         status["qosClass"] = old["qosClass"]
     if reason:

@@ -248,6 +248,10 @@ class PodWorker:
     def _regular_specs(self) -> list[Obj]:
         return [c for c in self.spec.get("containers") or [] if c.get("name")]
 
+    def _ephemeral_specs(self) -> list[Obj]:
+        """Containers added through pods/ephemeralcontainers (``kubectl debug``): started once, never restarted."""
+        return [c for c in self.spec.get("ephemeralContainers") or [] if isinstance(c, dict) and c.get("name")]
+
     @staticmethod
     def _is_sidecar(spec: Obj) -> bool:
         return spec.get("restartPolicy") == "Always"
@@ -300,6 +304,7 @@ class PodWorker:
         if not self.terminal:
             if await self._sync_init(grouped):
                 await self._sync_regular(grouped)
+            await self._sync_ephemeral(grouped)
             grouped = group_instances(self.runtime.list_containers(self.uid))
         await self._read_termination_messages(grouped)
         status = self._publish(grouped)
@@ -400,6 +405,12 @@ class PodWorker:
             if latest.running or not should_restart(self.policy, latest.exit_code):
                 continue
             await self._restart(spec, latest, "regular", now)
+
+    async def _sync_ephemeral(self, grouped: dict[str, list[ContainerStatus]]) -> None:
+        """Start each ephemeral container that never ran, even while init containers still run (as upstream)."""
+        for spec in self._ephemeral_specs():
+            if not grouped.get(spec["name"]) and self._start_allowed(spec["name"]):
+                await self._start(spec, "ephemeral", 0)
 
     async def _restart(self, spec: Obj, latest: ContainerStatus, kind: str, now: float) -> None:
         name = spec["name"]
@@ -522,7 +533,7 @@ class PodWorker:
 
     def _start_probers(self, spec: Obj, status: ContainerStatus, inst: _Instance, kind: str,
                        elapsed: float = 0.0) -> None:
-        if kind == "init":
+        if kind in ("init", "ephemeral"):  # no probes: started once it runs, never ready
             inst.started = True
             return
         ctx = HandlerContext(self.runtime, status.id, spec, self.pod_ip, self.agent.kubelet.probe_http)
@@ -615,6 +626,7 @@ class PodWorker:
                 old[str(cs["containerID"]).split("://", 1)[-1]] = cs
         specs = {c["name"]: (c, "sidecar" if self._is_sidecar(c) else "init") for c in self._init_specs()}
         specs.update({c["name"]: (c, "regular") for c in self._regular_specs()})
+        specs.update({c["name"]: (c, "ephemeral") for c in self._ephemeral_specs()})
         for name, history in grouped.items():
             latest = history[-1]
             if not latest.running or latest.id in self.instances or name not in specs:
@@ -630,7 +642,7 @@ class PodWorker:
     # ------------------------------------------------------------------ status
 
     def _views(self, grouped: dict[str, list[ContainerStatus]], *, terminating: bool = False
-               ) -> tuple[list[podstatus.ContainerView], list[podstatus.ContainerView]]:
+               ) -> tuple[list[podstatus.ContainerView], list[podstatus.ContainerView], list[podstatus.ContainerView]]:
         init_done = any(grouped.get(c["name"]) for c in self._regular_specs())
         init_views: list[podstatus.ContainerView] = []
         for spec in self._init_specs():
@@ -648,7 +660,12 @@ class PodWorker:
             if v.current is None and not v.waiting_reason and self._init_specs() and not init_done:
                 v.waiting_reason = "PodInitializing"
             regular.append(v)
-        return init_views, regular
+        ephemeral = []
+        for spec in self._ephemeral_specs():
+            v = self._view(spec, grouped.get(spec["name"]) or [], terminating=terminating, restarts=lambda code: False)
+            v.ready = False
+            ephemeral.append(v)
+        return init_views, regular, ephemeral
 
     async def _read_termination_messages(self, grouped: dict[str, list[ContainerStatus]]) -> None:
         """An exited container's termination message (read once per container instance): what it
@@ -658,7 +675,7 @@ class PodWorker:
         for gone in [cid for cid in self.log_messages if cid not in present]:
             del self.log_messages[gone]
         volumes = self.agent.volumes
-        for spec in self._init_specs() + self._regular_specs():
+        for spec in self._init_specs() + self._regular_specs() + self._ephemeral_specs():
             fallback = spec.get("terminationMessagePolicy") == "FallbackToLogsOnError"
             for st in (grouped.get(spec["name"]) or [])[-2:]:
                 if st.state != "exited" or st.message or st.id in self.log_messages:
@@ -701,7 +718,7 @@ class PodWorker:
                  terminating: bool = False) -> Obj:
         if grouped is None:
             grouped = group_instances(self.runtime.list_containers(self.uid))
-        init_views, regular = self._views(grouped, terminating=terminating)
+        init_views, regular, ephemeral = self._views(grouped, terminating=terminating)
         old_phase = (self.pod.get("status") or {}).get("phase")
         if phase is None and self.terminal and old_phase in TERMINAL:
             phase = old_phase  # a terminal phase never changes back
@@ -710,6 +727,7 @@ class PodWorker:
             phase = "Failed"
         now = m.now_rfc3339()
         status = podstatus.pod_status(self.pod, scheme=self.runtime.scheme, init=init_views, regular=regular,
+                                      ephemeral=ephemeral,
                                       host_ip=self.agent.host_ip, pod_ip=self.pod_ip,
                                       start_time=podstatus.rfc3339(self.first_seen), sandbox_ready=self.sandbox is not None,
                                       now=now, phase=phase, reason=reason, message=message)

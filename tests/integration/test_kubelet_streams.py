@@ -258,3 +258,38 @@ def test_kubectl_exec_errors_are_upstreams(api: APICluster, env: Env) -> None:
     assert out.returncode != 0
     assert "container nope is not valid for pod errs" in out.stderr, out.stderr
     assert "unsupported upgrade" not in out.stderr
+
+
+# ------------------------------------------------------------------ ephemeral containers (kubectl debug)
+
+def _ephemeral_status(api: APICluster, ns: str, pod: str, name: str) -> dict[str, Any]:
+    _, obj, _ = api.request("GET", f"/api/v1/namespaces/{ns}/pods/{pod}")
+    return next((s for s in (obj.get("status") or {}).get("ephemeralContainerStatuses") or [] if s["name"] == name), {})
+
+
+def test_kubectl_debug_runs_an_ephemeral_container_once(api: APICluster, env: Env) -> None:
+    env.pod("target", [shell("c", "sleep 3600")])
+    env.wait_pod("target", running_ready, 30)
+    out = api.kubectl("debug", "-n", env.ns, "target", "--image=busybox:1.36", "--container=dbg", "--",
+                      "sh", "-c", "echo debug-in:$POD_NAME; exit 3", check=False, timeout=60)
+    assert out.returncode == 0, out.stderr
+    deadline = time.monotonic() + 30
+    while "terminated" not in (_ephemeral_status(api, env.ns, "target", "dbg").get("state") or {}):
+        assert time.monotonic() < deadline, _ephemeral_status(api, env.ns, "target", "dbg")
+        time.sleep(0.3)
+    logs = api.kubectl("logs", "-n", env.ns, "target", "-c", "dbg")
+    assert logs.stdout.strip() == "debug-in:target"
+    time.sleep(3)  # an ephemeral container is never restarted, whatever its exit code
+    status = _ephemeral_status(api, env.ns, "target", "dbg")
+    assert status["state"]["terminated"]["exitCode"] == 3 and status["restartCount"] == 0
+    _, pod, _ = api.request("GET", f"/api/v1/namespaces/{env.ns}/pods/target")
+    assert pod["status"]["phase"] == "Running" and running_ready(pod)  # the pod itself is untouched
+
+
+def test_kubectl_debug_i_attaches_to_the_new_container(api: APICluster, env: Env) -> None:
+    env.pod("target2", [shell("c", "sleep 3600")])
+    env.wait_pod("target2", running_ready, 30)
+    out = api.kubectl("debug", "-i", "-n", env.ns, "target2", "--image=busybox:1.36", "--container=shell", "--",
+                      "sh", "-c", "read line; echo got:$line", input="hello\n", check=False, timeout=90)
+    assert out.returncode == 0, out.stderr
+    assert "got:hello" in out.stdout

@@ -410,7 +410,8 @@ class PodWorker:
         """Start each ephemeral container that never ran, even while init containers still run (as upstream)."""
         for spec in self._ephemeral_specs():
             if not grouped.get(spec["name"]) and self._start_allowed(spec["name"]):
-                await self._start(spec, "ephemeral", 0)
+                target = (grouped.get(spec.get("targetContainerName") or "") or [None])[-1]
+                await self._start(spec, "ephemeral", 0, target_id=target.id if target and target.running else "")
 
     async def _restart(self, spec: Obj, latest: ContainerStatus, kind: str, now: float) -> None:
         name = spec["name"]
@@ -441,11 +442,11 @@ class PodWorker:
             return False
         return True
 
-    async def _start(self, spec: Obj, kind: str, attempt: int) -> None:
+    async def _start(self, spec: Obj, kind: str, attempt: int, *, target_id: str = "") -> None:
         name = spec["name"]
         loop = asyncio.get_running_loop()
         try:
-            config = self._container_config(spec, kind, attempt)
+            config = replace(self._container_config(spec, kind, attempt), target_container_id=target_id)
         except (EnvError, VolumeError, RuntimeError_) as exc:
             reason = getattr(exc, "reason", "CreateContainerConfigError")
             message = getattr(exc, "message", None) or str(exc)

@@ -108,6 +108,8 @@ class ContainerConfig:
     annotations: dict[str, str] = field(default_factory=dict)
     image_pull_policy: str = "IfNotPresent"
     log_path: Path | None = None
+    # An ephemeral container's targetContainerName, running: share its process namespace (docker).
+    target_container_id: str = ""
 
     def all_labels(self) -> dict[str, str]:
         return {**self.labels, LABEL_POD_UID: self.pod_uid, LABEL_POD_NAME: self.pod_name,

@@ -593,6 +593,8 @@ class DockerRuntime(Runtime):
                                                               for m in config.mounts):
             binds.append(f"{resolv}:/etc/resolv.conf:ro")
         host_config: dict[str, Any] = {"NetworkMode": f"container:{sid}" if sid else "none", "Binds": binds}
+        if config.target_container_id:
+            host_config["PidMode"] = f"container:{config.target_container_id}"
         if config.memory_limit:
             host_config["Memory"] = config.memory_limit
         if config.cpu_limit_milli:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -236,3 +237,25 @@ async def test_docker_start_error_leaves_nothing_and_the_retry_works(docker_rt: 
     assert left == []
     ok = await rt.start_container(sb, cfg("s1", "app", ("sleep", "300")))  # type: ignore[attr-defined]
     assert ok.state == "running"
+
+
+async def test_docker_target_container_shares_its_process_namespace(docker_rt: object, tmp_path: Path) -> None:
+    """An ephemeral container started with a target (``kubectl debug --target``) sees the target's
+    processes; one without a target sees only its own."""
+    rt = docker_rt
+    sb = await rt.run_pod_sandbox(SandboxConfig("d9", "p", "ns", "n", tmp_path / "pod"))  # type: ignore[attr-defined]
+    app = await rt.start_container(sb, cfg("d9", "app", ("sleep", "313")))  # type: ignore[attr-defined]
+    list_processes = ("python3", "-c", "import os; print([open(f'/proc/{p}/cmdline').read().replace(chr(0), ' ') "
+                      "for p in os.listdir('/proc') if p.isdigit()])")
+    results = {}
+    for name, target in (("dbg", app.id), ("alone", "")):
+        config = replace(cfg("d9", name, list_processes), kind="ephemeral", target_container_id=target)
+        started = await rt.start_container(sb, config)  # type: ignore[attr-defined]
+        await wait_exit(rt, started.id)
+        for _ in range(50):
+            if started.log_path.exists() and started.log_path.read_text().strip():
+                break
+            await asyncio.sleep(0.1)
+        results[name] = started.log_path.read_text()
+    assert "sleep 313" in results["dbg"]
+    assert "sleep 313" not in results["alone"]

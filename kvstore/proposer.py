@@ -33,6 +33,7 @@ from typing import Any, Callable, Protocol
 
 from . import codec, errors
 from .errors import EtcdError
+from .threadsafe import resolve_threadsafe
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +236,7 @@ class Proposer:
             outcome: asyncio.Future[tuple[Any, int]] = loop.create_future()
 
             def callback(result: Any, err: int, _fut: asyncio.Future[tuple[Any, int]] = outcome) -> None:
-                loop.call_soon_threadsafe(_set_if_pending, _fut, (result, err))
+                resolve_threadsafe(loop, _fut, (result, err))
 
             self._raft.propose(payload, callback)
             try:
@@ -260,8 +261,3 @@ class Proposer:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-def _set_if_pending(fut: asyncio.Future[Any], value: Any) -> None:
-    if not fut.done():
-        fut.set_result(value)

@@ -26,6 +26,7 @@ applied index to the loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import itertools
 import threading
@@ -36,6 +37,7 @@ from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from . import errors
+from .threadsafe import resolve_threadsafe
 
 ReadCallback = Callable[[int | None], None]
 
@@ -147,10 +149,7 @@ class AppliedIndex:
             while self._waiters and self._waiters[0][0] <= index:
                 ready.append(heapq.heappop(self._waiters)[2])
         for fut in ready:
-            try:
-                self._loop.call_soon_threadsafe(_set_if_pending, fut, None)
-            except RuntimeError:  # loop closed during shutdown
-                return
+            resolve_threadsafe(self._loop, fut, None)
 
     async def wait(self, index: int, timeout: float) -> bool:
         """True once ``index`` is applied; False after ``timeout``."""
@@ -215,17 +214,4 @@ class LinearizableReads:
     def _send(self) -> None:
         fut, self._gathering = self._gathering, None
         assert fut is not None
-        loop = fut.get_loop()
-
-        def answered(index: int | None) -> None:
-            try:
-                loop.call_soon_threadsafe(_set_if_pending, fut, index)
-            except RuntimeError:  # loop closed during shutdown
-                pass
-
-        self._raft.read_index(answered)
-
-
-def _set_if_pending(fut: asyncio.Future[object], value: object) -> None:
-    if not fut.done():
-        fut.set_result(value)
+        self._raft.read_index(functools.partial(resolve_threadsafe, fut.get_loop(), fut))

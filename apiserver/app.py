@@ -34,7 +34,7 @@ from .admission import AdmissionChain, NamespaceLifecycle
 from .admission_plugins import standard_plugins as standard_admission_plugins
 from .allocator import Allocator
 from .auth import (ANONYMOUS, AlwaysAllow, Attributes, Authenticator, AuthorizerChain, Decision,
-                   TokenFileAuthenticator, UserInfo, bearer_token)
+                   TokenFileAuthenticator, UserInfo, bearer_token, user_from_certificate)
 from .audit import AuditLog
 from .crd import CRD_GROUP, CRDManager, CRDStrategy
 from .encryption import load_config as load_encryption_config
@@ -303,8 +303,11 @@ class APIServer:
         verb, resource, code = request.method, "", 500
         try:
             path = request.path
-            token = bearer_token(request)
-            user = await self.authenticate_token(token) if token else None
+            user = user_from_certificate(request.transport.get_extra_info("peercert")
+                                         if request.transport is not None else None)
+            token = bearer_token(request) if user is None else None
+            if token:
+                user = await self.authenticate_token(token)
             if user is None:
                 if request.headers.get("Authorization") or path not in PUBLIC_PATHS:
                     raise errors.unauthorized()
@@ -604,6 +607,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-cert-file", help="serving certificate (PEM); without it the API is plain HTTP")
     p.add_argument("--tls-private-key-file", help="serving key (PEM)")
     p.add_argument("--token-auth-file", help="static tokens: token,user,uid[,\"group1,group2\"] per line")
+    p.add_argument("--client-ca-file", help="authenticate clients that present a certificate signed by this CA "
+                   "(PEM): the subject's CN is the user name, each O a group (needs --tls-cert-file)")
     p.add_argument("--service-account-signing-key-file", help="EC P-256 private key (PEM) that signs and verifies "
                    "service-account tokens; every replica must use the same one")
     p.add_argument("--encryption-provider-config", help="EncryptionConfiguration file: which resources are "
@@ -655,6 +660,11 @@ async def serve(args: argparse.Namespace) -> None:
     if args.tls_cert_file:
         ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_ctx.load_cert_chain(args.tls_cert_file, args.tls_private_key_file)
+        if args.client_ca_file:
+            ssl_ctx.load_verify_locations(args.client_ca_file)
+            ssl_ctx.verify_mode = ssl.CERT_OPTIONAL  # a certificate is one way in; tokens stay another
+    elif args.client_ca_file:
+        raise SystemExit("--client-ca-file needs --tls-cert-file: client certificates come with TLS")
     runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host or "127.0.0.1", int(port), ssl_context=ssl_ctx, reuse_address=True)

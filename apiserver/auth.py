@@ -1,6 +1,7 @@
 """Authentication and authorization chains.
 
-Authentication turns a request into a ``UserInfo`` (bearer tokens from a static token file for now;
+Authentication turns a request into a ``UserInfo``: a client certificate signed by the
+``--client-ca-file`` CA (``user_from_certificate``), else a bearer token (a static token file;
 service-account JWTs plug in as another ``Authenticator``). Authorization is a chain of
 ``Authorizer``s asked in order; the first that allows or denies decides (RBAC plugs in here).
 """
@@ -12,7 +13,7 @@ import hmac
 import io
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -38,6 +39,25 @@ def bearer_token(request: web.Request) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+def user_from_certificate(peercert: dict[str, Any] | None) -> UserInfo | None:
+    """The user a verified client certificate names, as Kubernetes reads it: the subject's common
+    name is the user, each organization a group. ``peercert`` is ``SSLSocket.getpeercert()``: only a
+    certificate that chained to the client CA during the handshake gets here."""
+    if not peercert:
+        return None
+    names: list[str] = []
+    groups: list[str] = []
+    for rdn in peercert.get("subject") or ():
+        for key, value in rdn:
+            if key == "commonName":
+                names.append(value)
+            elif key == "organizationName":
+                groups.append(value)
+    if not names or not names[0]:
+        return None
+    return UserInfo(names[0], "", tuple(dict.fromkeys((*groups, "system:authenticated"))))
 
 
 class TokenFileAuthenticator:

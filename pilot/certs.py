@@ -112,11 +112,13 @@ def ensure_server_certificate(pki: Path, name: str, hosts: list[str], *, peer: b
 
 
 def issue_certificate(pki: Path, name: str, *, hosts: list[str], client: bool = False,
-                      peer: bool = False) -> tuple[Path, Path]:
+                      peer: bool = False, organizations: Sequence[str] = ()) -> tuple[Path, Path]:
     """A certificate signed by the cluster CA in ``pki`` (created by ensure_certificates), unless present.
 
-    ``client`` makes it a client certificate (CN = name), else a server certificate for ``hosts``;
-    ``peer`` a certificate for both ends of a connection between members (server and client use).
+    ``client`` makes it a client certificate (CN = name, one O per entry of ``organizations``: the
+    user and groups an API server with ``--client-ca-file`` reads from it), else a server
+    certificate for ``hosts``; ``peer`` a certificate for both ends of a connection between members
+    (server and client use).
     """
     cert_path, key_path = pki / f"{name}.crt", pki / f"{name}.key"
     if cert_path.exists() and key_path.exists():
@@ -126,7 +128,8 @@ def issue_certificate(pki: Path, name: str, *, hosts: list[str], client: bool = 
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.timezone.utc)
     builder = (x509.CertificateBuilder()
-               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name),
+                                        *(x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations)]))
                .issuer_name(ca_cert.subject).public_key(key.public_key())
                .serial_number(x509.random_serial_number())
                .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=825)))

@@ -201,7 +201,8 @@ def pod_conditions(pod: Obj, *, phase: str, sandbox_ready: bool, init: list[Cont
 
 
 def pod_status(pod: Obj, *, scheme: str, init: list[ContainerView], regular: list[ContainerView],
-               ephemeral: Sequence[ContainerView] = (), host_ip: str, pod_ip: str, start_time: str, sandbox_ready: bool, now: str,
+               ephemeral: Sequence[ContainerView] = (), host_ip: str, pod_ip: str, start_time: str,
+               sandbox_ready: bool, now: str,
                phase: str | None = None, reason: str = "", message: str = "") -> Obj:
     old = pod.get("status") or {}
     phase = phase or pod_phase(pod, init, regular)

@@ -410,8 +410,9 @@ class PodWorker:
         """Start each ephemeral container that never ran, even while init containers still run (as upstream)."""
         for spec in self._ephemeral_specs():
             if not grouped.get(spec["name"]) and self._start_allowed(spec["name"]):
-                target = (grouped.get(spec.get("targetContainerName") or "") or [None])[-1]
-                await self._start(spec, "ephemeral", 0, target_id=target.id if target and target.running else "")
+                target = grouped.get(spec.get("targetContainerName") or "") or []
+                target_id = target[-1].id if target and target[-1].running else ""
+                await self._start(spec, "ephemeral", 0, target_id=target_id)
 
     async def _restart(self, spec: Obj, latest: ContainerStatus, kind: str, now: float) -> None:
         name = spec["name"]
@@ -661,11 +662,9 @@ class PodWorker:
             if v.current is None and not v.waiting_reason and self._init_specs() and not init_done:
                 v.waiting_reason = "PodInitializing"
             regular.append(v)
-        ephemeral = []
-        for spec in self._ephemeral_specs():
-            v = self._view(spec, grouped.get(spec["name"]) or [], terminating=terminating, restarts=lambda code: False)
-            v.ready = False
-            ephemeral.append(v)
+        # Never ready (no probes set it) and never restarted.
+        ephemeral = [self._view(spec, grouped.get(spec["name"]) or [], terminating=terminating,
+                                restarts=lambda code: False) for spec in self._ephemeral_specs()]
         return init_views, regular, ephemeral
 
     async def _read_termination_messages(self, grouped: dict[str, list[ContainerStatus]]) -> None:

@@ -7,8 +7,9 @@
 
 Layers, bottom up: raft.RaftNode (consensus, journal) → machine.KVStateMachine → mvcc.MVCCStore
 (state) ; proposer.Proposer (group commit), readindex.LinearizableReads (ReadIndex reads) and
-watch.WatchHub bridge the Raft thread to the asyncio loop ; server.EtcdServer is the etcd v3 JSON API ; forward.Forwarder sends a
-follower's write batches to the leader's client URL (published by each member through the log).
+watch.WatchHub bridge the Raft thread to the asyncio loop ; server.EtcdServer is the etcd v3 JSON
+API ; forward.Forwarder sends a follower's write batches to the leader's client URL (published by
+each member through the log).
 """
 
 from __future__ import annotations

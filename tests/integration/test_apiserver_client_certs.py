@@ -31,31 +31,32 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[APICluster]:
     c.close()
 
 
-def _get(c: APICluster, path: str, cert: tuple[Path, Path] | None, token: str = "") -> tuple[int, dict]:
+def _call(c: APICluster, method: str, path: str, cert: tuple[Path, Path] | None, token: str = "",
+          body: dict | None = None) -> tuple[int, dict]:
+    """One request with a client certificate and/or a bearer token (either may be absent)."""
     ctx = c.ssl_context()
     if cert is not None:
         ctx.load_cert_chain(*map(str, cert))
-    req = urllib.request.Request(c.url(0) + path, headers={"Authorization": f"Bearer {token}"} if token else {})
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    req = urllib.request.Request(c.url(0) + path, data=data, headers=headers, method=method)
     try:
         with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"{}")
+
+
+def _get(c: APICluster, path: str, cert: tuple[Path, Path] | None, token: str = "") -> tuple[int, dict]:
+    return _call(c, "GET", path, cert, token)
 
 
 def _whoami(c: APICluster, cert: tuple[Path, Path] | None, token: str = "") -> tuple[int, dict]:
-    ctx = c.ssl_context()
-    if cert is not None:
-        ctx.load_cert_chain(*map(str, cert))
-    body = json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}).encode()
-    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
-    req = urllib.request.Request(c.url(0) + "/apis/authentication.k8s.io/v1/selfsubjectreviews", data=body,
-                                 headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
+    return _call(c, "POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", cert, token,
+                 {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
 
 
 def test_the_certificate_names_the_user_and_groups(cluster: APICluster) -> None:

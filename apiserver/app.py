@@ -38,7 +38,7 @@ from .auth import (ANONYMOUS, AlwaysAllow, Attributes, Authenticator, Authorizer
 from .audit import AuditLog
 from .crd import CRD_GROUP, CRDManager, CRDStrategy
 from .encryption import load_config as load_encryption_config
-from .handlers import Handlers
+from .handlers import SUBRESOURCE_WRITES, Handlers
 from .health import HealthEndpoints
 from .kubernetes_service import KubernetesService
 from .storage import Storage, Transformer, object_key
@@ -457,7 +457,7 @@ class APIServer:
             sub = rt.subresource(info.subresource)
             if sub is None:
                 raise errors.not_found_url()
-            if info.subresource in ("status", "ephemeralcontainers"):
+            if info.subresource in SUBRESOURCE_WRITES:
                 if verb == "get":
                     return await h.get(request, info)
                 if verb == "update":

@@ -4,9 +4,9 @@ What this module adds on top of pysyncobj, each at the place the gap comes from:
 
 * **No pickle in the log.** Entries are opaque msgpack payloads proposed with ``_applyCommand``
   and applied by ``_SyncObj__doApplyCommand``; snapshots go through the serializer hooks as msgpack.
-* **Authenticated, bounded peer traffic.** A password is mandatory (Fernet: HMAC checked before
-  anything is unpickled), peers bind to an explicit address, read-only peers and the unauthenticated
-  utility protocol (``syncobj_admin``) are refused, and a frame whose length prefix is over
+* **Authenticated, bounded peer traffic.** A password is mandatory (peerwire.PeerCipher: AES-GCM,
+  the tag checked before anything is unpickled), peers bind to an explicit address, read-only
+  peers and the unauthenticated utility protocol (``syncobj_admin``) are refused, and a frame whose length prefix is over
   ``max_frame`` closes the connection before it is buffered. With ``peer_tls`` every peer
   connection also runs over mutual TLS (``peertls.py``): no certificate of the cluster CA, no bytes.
 * **Durability.** A follower fsyncs ``DurableJournal`` before any message leaves it, so it never
@@ -40,7 +40,6 @@ import logging
 import os
 import struct
 import time
-import zlib
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
@@ -57,6 +56,7 @@ from pysyncobj.transport import TCPTransport
 
 from .journal import DurableJournal, fsync_dir
 from .peertls import PeerTLS, PeerTLSConnections
+from .peerwire import PeerCipher, StoredDeflate
 from .readindex import ReadCallback, ReadRounds, RemoteReads
 
 log = logging.getLogger(__name__)
@@ -112,29 +112,16 @@ def _install_journal_factory(factory: Callable[[str], Any]) -> None:
 
 # ---------------------------------------------------------------- cheaper peer frames
 
-class _FastZlib:
-    """What ``tcp_connection`` sees as ``zlib``: level-1 compression instead of level 3.
-
-    Every peer frame is ``zlib.compress(pickle.dumps(msg), 3)`` and then Fernet-encrypted, once per
-    follower. On a 10 KiB AppendEntries of random values level 3 costs ~3x level 1 for the same
-    (non-)saving; on JSON objects both shrink alike. ``decompress`` reads any level, so members
-    with and without this change talk to each other.
-    """
-
-    compress = staticmethod(lambda data, level=-1: zlib.compress(data, 1))
-    decompress = staticmethod(zlib.decompress)
-
-
 def _tune_peer_encoding() -> None:
-    """Pickle peer messages with protocol 5 and compress them at level 1 (see _FastZlib).
+    """Pickle peer messages with protocol 5 and frame them uncompressed (peerwire.StoredDeflate).
 
     pysyncobj pickles with protocol 2 (a module global), which stores ``bytes`` as latin-1 text:
     +50% size and ~5x the time for log entries, which are bytes (pysyncobj-notes §2.2). Unpickling
-    detects the protocol, so this is wire-compatible both ways. Module attributes are replaced at
-    start; the installed package is not edited.
+    detects the protocol. Module attributes are replaced at start; the installed package is not
+    edited.
     """
     setattr(_pysyncobj_pickle, "__protocol", 5)  # Python >= 3.8 reads it
-    _tcp_connection_module.zlib = _FastZlib  # type: ignore[attr-defined]
+    _tcp_connection_module.zlib = StoredDeflate  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------- hardened transport
@@ -277,6 +264,7 @@ class RaftNode(SyncObj):  # type: ignore[misc]
         # Everything set before SyncObj.__init__ is outside the replicated state.
         self.max_frame = cfg.max_frame
         self.peer_tls = PeerTLSConnections(cfg.peer_tls) if cfg.peer_tls is not None else None
+        self._peer_cipher = PeerCipher.from_secret(cfg.secret)
         self._machine = machine
         self._on_state_change = on_state_change
         self._snapshot_path = os.path.join(cfg.data_dir, "snapshot.msgpack")
@@ -316,6 +304,12 @@ class RaftNode(SyncObj):  # type: ignore[misc]
             self.addOnTickCallback(lambda: on_applied(self.raftLastApplied))
         if len(cfg.peers) <= 1:
             self.addOnTickCallback(self._commit_alone)
+
+    @property
+    def encryptor(self) -> PeerCipher:
+        """What pysyncobj's transport encrypts peer frames with: AES-GCM instead of its Fernet
+        (peerwire.py). The password stays set in the config, so pysyncobj keeps its handshake."""
+        return self._peer_cipher
 
     # -------------------------------------------------------------- proposing
 

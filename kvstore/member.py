@@ -7,9 +7,9 @@
 
 Layers, bottom up: raft.RaftNode (consensus, journal) → machine.KVStateMachine → mvcc.MVCCStore
 (state) ; proposer.Proposer (group commit), readindex.LinearizableReads (ReadIndex reads) and
-watch.WatchHub bridge the Raft thread to the asyncio loop ; server.EtcdServer is the etcd v3 JSON
-API ; forward.Forwarder sends a follower's write batches to the leader's client URL (published by
-each member through the log).
+watch.WatchHub bridge the Raft thread to the asyncio loop (through threadsafe.LoopHandoff: one
+wake-up per tick) ; server.EtcdServer is the etcd v3 JSON API ; forward.Forwarder sends a
+follower's write batches to the leader's client URL (published by each member through the log).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from .proposer import Proposer
 from .raft import NOT_APPLIED, SUCCESS, UNKNOWN, RaftConfig, RaftNode
 from .readindex import AppliedIndex, LinearizableReads
 from .server import EtcdServer, MemberIdentity
+from .threadsafe import LoopHandoff
 from .watch import WatchHub
 
 log = logging.getLogger("kvstore")
@@ -251,15 +252,21 @@ class Member:
     async def start(self) -> None:
         cfg = self.cfg
         loop = asyncio.get_running_loop()
-        self.hub = WatchHub(self.store, self.lock, loop)
+        handoff = LoopHandoff(loop)
+        self.hub = WatchHub(self.store, self.lock, handoff)
         machine = KVStateMachine(self.store, self.lock, self.hub.notify_threadsafe)
         peers = tuple(cfg.initial_cluster.values())
-        applied = AppliedIndex(loop)
+        applied = AppliedIndex(handoff)
+
+        def tick_end(applied_index: int) -> None:
+            applied.advance(applied_index)
+            handoff.flush()
+
         self.raft = RaftNode(
             RaftConfig(self_addr=cfg.peer_addr, peers=peers, data_dir=cfg.data_dir, secret=cfg.peer_secret,
                        election_timeout=cfg.election_timeout, peer_tls=cfg.peer_tls),
             machine, on_state_change=self._state_changed, on_fsync=self._fsync.observe,
-            on_applied=applied.advance)
+            on_tick_end=tick_end)
         self.forwarder = Forwarder(
             self_addr=cfg.peer_addr, peer_names={addr: name for name, addr in cfg.initial_cluster.items()},
             leader=self.raft.leader_address, members=lambda: self.store.members, secret=cfg.peer_secret,
@@ -267,7 +274,8 @@ class Member:
             ssl_context=cfg.forward_ssl_context())
         self.proposer = Proposer(self.raft, success=SUCCESS, not_applied=NOT_APPLIED, unknown=UNKNOWN,
                                  deadline=cfg.request_timeout, on_batch=lambda n: self._proposals.inc(),
-                                 forwarder=self.forwarder if len(cfg.initial_cluster) > 1 else None)
+                                 forwarder=self.forwarder if len(cfg.initial_cluster) > 1 else None,
+                                 handoff=handoff)
         identity = MemberIdentity(
             name=cfg.name, member_id=stable_id(cfg.name, cfg.peer_addr),
             cluster_id=stable_id(*sorted(f"{n}={a}" for n, a in cfg.initial_cluster.items())),

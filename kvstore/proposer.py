@@ -33,7 +33,7 @@ from typing import Any, Callable, Protocol
 
 from . import codec, errors
 from .errors import EtcdError
-from .threadsafe import resolve_threadsafe
+from .threadsafe import LoopHandoff
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +87,10 @@ class Proposer:
     def __init__(self, raft: Proposing, *, success: int, not_applied: frozenset[int], unknown: frozenset[int],
                  max_batch: int = 512, max_bytes: int = 4 * 1024 * 1024, max_inflight: int = 2,
                  eager_inflight: int = 1, stall: float = 0.1, deadline: float = 5.0,
-                 on_batch: Callable[[int], None] | None = None, forwarder: Forwarding | None = None) -> None:
+                 on_batch: Callable[[int], None] | None = None, forwarder: Forwarding | None = None,
+                 handoff: LoopHandoff | None = None) -> None:
         self._raft = raft
+        self._handoff = handoff  # None: outcomes go straight to the running loop
         self._success = success
         self._not_applied = not_applied
         self._unknown = unknown
@@ -200,6 +202,7 @@ class Proposer:
 
     async def _propose_until_done(self, batch: _Batch) -> list[Any]:
         loop = asyncio.get_running_loop()
+        handoff = self._handoff or LoopHandoff(loop)
         payload: bytes | None = None
         deadline = time.monotonic() + self._deadline
         uncertain = False
@@ -236,7 +239,7 @@ class Proposer:
             outcome: asyncio.Future[tuple[Any, int]] = loop.create_future()
 
             def callback(result: Any, err: int, _fut: asyncio.Future[tuple[Any, int]] = outcome) -> None:
-                resolve_threadsafe(loop, _fut, (result, err))
+                handoff.resolve(_fut, (result, err))
 
             self._raft.propose(payload, callback)
             try:

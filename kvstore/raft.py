@@ -6,9 +6,10 @@ What this module adds on top of pysyncobj, each at the place the gap comes from:
   and applied by ``_SyncObj__doApplyCommand``; snapshots go through the serializer hooks as msgpack.
 * **Authenticated, bounded peer traffic.** A password is mandatory (peerwire.PeerCipher: AES-GCM,
   the tag checked before anything is unpickled), peers bind to an explicit address, read-only
-  peers and the unauthenticated utility protocol (``syncobj_admin``) are refused, and a frame whose length prefix is over
-  ``max_frame`` closes the connection before it is buffered. With ``peer_tls`` every peer
-  connection also runs over mutual TLS (``peertls.py``): no certificate of the cluster CA, no bytes.
+  peers and the unauthenticated utility protocol (``syncobj_admin``) are refused, and a frame
+  whose length prefix is over ``max_frame`` closes the connection before it is buffered. With
+  ``peer_tls`` every peer connection also runs over mutual TLS (``peertls.py``): no certificate
+  of the cluster CA, no bytes.
 * **Durability.** A follower fsyncs ``DurableJournal`` before any message leaves it, so it never
   acknowledges what is not on its disk. The leader replicates entries while it fsyncs them (as
   etcd does) and syncs at the start and end of every tick, before it counts itself toward a commit.
@@ -249,14 +250,15 @@ READ_INDEX_REPLY = "read_index_reply"  # leader -> follower {"id", "index": int 
 class RaftNode(SyncObj):  # type: ignore[misc]
     """One Raft member replicating ``machine``.
 
-    Thread-safe entry points: propose(), read_index(), status(). ``on_applied(index)`` is called on
-    the Raft thread after every tick with the last applied log index.
+    Thread-safe entry points: propose(), read_index(), status(). ``on_tick_end(applied_index)`` is
+    called on the Raft thread at the end of every tick, once the tick's messages have been sent and
+    before the log is synced: the place to hand results to other threads (threadsafe.LoopHandoff).
     """
 
     def __init__(self, cfg: RaftConfig, machine: StateMachine, *,
                  on_state_change: Callable[[bool], None] | None = None,
                  on_fsync: Callable[[float], None] | None = None,
-                 on_applied: Callable[[int], None] | None = None) -> None:
+                 on_tick_end: Callable[[int], None] | None = None) -> None:
         if not cfg.secret:
             raise ValueError("a peer secret is required: pysyncobj's peer protocol is pickle")
         os.makedirs(cfg.data_dir, mode=0o700, exist_ok=True)
@@ -299,11 +301,9 @@ class RaftNode(SyncObj):  # type: ignore[misc]
         )
         super().__init__(cfg.self_addr, [p for p in cfg.peers if p != cfg.self_addr], conf,
                          transportClass=SecureTransport)
-        self.addOnTickCallback(self.sync_log)
-        if on_applied is not None:
-            self.addOnTickCallback(lambda: on_applied(self.raftLastApplied))
-        if len(cfg.peers) <= 1:
-            self.addOnTickCallback(self._commit_alone)
+        self._on_tick_end = on_tick_end
+        self._alone = len(cfg.peers) <= 1
+        self.addOnTickCallback(self._end_tick)
 
     @property
     def encryptor(self) -> PeerCipher:
@@ -419,6 +419,13 @@ class RaftNode(SyncObj):  # type: ignore[misc]
             self.peer_tls.flush_all()  # TLS records a full socket left behind (peertls.py)
         self._serve_reads()
         super()._onTick(timeToWait)
+
+    def _end_tick(self) -> None:
+        if self._on_tick_end is not None:
+            self._on_tick_end(self.raftLastApplied)
+        self.sync_log()
+        if self._alone:
+            self._commit_alone()
 
     def _commit_alone(self) -> None:
         """A lone member commits what it appended on its next tick; wake that tick at once.

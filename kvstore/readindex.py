@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from . import errors
-from .threadsafe import resolve_threadsafe
+from .threadsafe import LoopHandoff
 
 ReadCallback = Callable[[int | None], None]
 
@@ -132,8 +132,8 @@ class RemoteReads:
 class AppliedIndex:
     """The Raft thread's last applied log index, awaitable on the asyncio loop."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    def __init__(self, handoff: LoopHandoff) -> None:
+        self.handoff = handoff  # the one channel from the Raft thread, shared with LinearizableReads
         self._lock = threading.Lock()
         self._ids = itertools.count()
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
@@ -149,13 +149,13 @@ class AppliedIndex:
             while self._waiters and self._waiters[0][0] <= index:
                 ready.append(heapq.heappop(self._waiters)[2])
         for fut in ready:
-            resolve_threadsafe(self._loop, fut, None)
+            self.handoff.resolve(fut, None)
 
     async def wait(self, index: int, timeout: float) -> bool:
         """True once ``index`` is applied; False after ``timeout``."""
         if self.value >= index:
             return True
-        fut: asyncio.Future[None] = self._loop.create_future()
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         with self._lock:
             if self.value >= index:
                 return True
@@ -214,4 +214,4 @@ class LinearizableReads:
     def _send(self) -> None:
         fut, self._gathering = self._gathering, None
         assert fut is not None
-        self._raft.read_index(functools.partial(resolve_threadsafe, fut.get_loop(), fut))
+        self._raft.read_index(functools.partial(self._applied.handoff.resolve, fut))

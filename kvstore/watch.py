@@ -12,6 +12,7 @@ import asyncio
 import threading
 from dataclasses import dataclass
 from .mvcc import Event, MVCCStore
+from .threadsafe import LoopHandoff
 
 CATCH_UP_REVISIONS = 1000
 
@@ -27,10 +28,10 @@ class WatchBatch:
 class WatchHub:
     """Revision notifications from the Raft thread to watchers on the asyncio loop."""
 
-    def __init__(self, store: MVCCStore, lock: threading.Lock, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, store: MVCCStore, lock: threading.Lock, handoff: LoopHandoff) -> None:
         self._store = store
         self._lock = lock
-        self._loop = loop
+        self._handoff = handoff
         self._changed = asyncio.Event()
         self._scheduled = False
         self.watchers = 0
@@ -39,10 +40,7 @@ class WatchHub:
         """Called on the Raft thread after each apply; coalesces wake-ups."""
         if not self._scheduled:
             self._scheduled = True
-            try:
-                self._loop.call_soon_threadsafe(self._fire)
-            except RuntimeError:  # loop closed during shutdown
-                pass
+            self._handoff.call(self._fire)
 
     def _fire(self) -> None:
         self._scheduled = False

@@ -10,6 +10,7 @@ import pytest
 
 from kvstore.errors import EtcdError
 from kvstore.readindex import AppliedIndex, LinearizableReads, ReadCallback, ReadRounds, RemoteReads
+from kvstore.threadsafe import LoopHandoff
 
 
 def recorder() -> tuple[list[int | None], ReadCallback]:
@@ -98,7 +99,7 @@ class FakeRaft:
 @pytest.mark.asyncio
 async def test_reads_that_arrive_together_share_one_request_and_wait_for_the_apply() -> None:
     loop = asyncio.get_running_loop()
-    applied = AppliedIndex(loop)
+    applied = AppliedIndex(LoopHandoff(loop))
     applied.advance(4)
     raft = FakeRaft([6])
     reads = LinearizableReads(raft, applied, deadline=5.0)
@@ -112,7 +113,7 @@ async def test_reads_that_arrive_together_share_one_request_and_wait_for_the_app
 
 @pytest.mark.asyncio
 async def test_a_read_asks_again_after_a_refusal() -> None:
-    applied = AppliedIndex(asyncio.get_running_loop())
+    applied = AppliedIndex(LoopHandoff(asyncio.get_running_loop()))
     applied.advance(3)
     raft = FakeRaft([None, None, 2])
     reads = LinearizableReads(raft, applied, deadline=5.0, retry_delay=0.01)
@@ -122,7 +123,7 @@ async def test_a_read_asks_again_after_a_refusal() -> None:
 
 @pytest.mark.asyncio
 async def test_a_read_without_an_index_fails_at_its_deadline() -> None:
-    applied = AppliedIndex(asyncio.get_running_loop())
+    applied = AppliedIndex(LoopHandoff(asyncio.get_running_loop()))
     raft: Any = FakeRaft([])
     reads = LinearizableReads(raft, applied, deadline=0.3, attempt=0.1, retry_delay=0.01)
     with pytest.raises(EtcdError) as err:
@@ -132,7 +133,7 @@ async def test_a_read_without_an_index_fails_at_its_deadline() -> None:
 
 @pytest.mark.asyncio
 async def test_a_read_whose_index_is_never_applied_fails_at_its_deadline() -> None:
-    applied = AppliedIndex(asyncio.get_running_loop())
+    applied = AppliedIndex(LoopHandoff(asyncio.get_running_loop()))
     reads = LinearizableReads(FakeRaft([50]), applied, deadline=0.3)
     with pytest.raises(EtcdError):
         await reads.wait()

@@ -34,11 +34,17 @@ class WatchHub:
         self._handoff = handoff
         self._changed = asyncio.Event()
         self._scheduled = False
+        self._waiting = 0  # coroutines inside wait_after
         self.watchers = 0
 
     def notify_threadsafe(self, revision: int) -> None:
-        """Called on the Raft thread after each apply; coalesces wake-ups."""
-        if not self._scheduled:
+        """Called on the Raft thread after each apply; coalesces wake-ups, and skips them while
+        nobody waits (each one is a syscall the Raft thread makes holding the GIL).
+
+        No wake-up is lost: the store's revision moves before ``_waiting`` is read here, and a
+        waiter counts itself in ``_waiting`` before it reads the revision (the GIL orders both).
+        """
+        if self._waiting and not self._scheduled:
             self._scheduled = True
             self._handoff.call(self._fire)
 
@@ -52,12 +58,16 @@ class WatchHub:
 
     async def wait_after(self, revision: int, timeout: float | None) -> None:
         """Return once the store is past ``revision`` (or after ``timeout``)."""
-        while self._store.revision <= revision:
-            changed = self._changed
-            try:
-                await asyncio.wait_for(changed.wait(), timeout)
-            except asyncio.TimeoutError:
-                return
+        self._waiting += 1
+        try:
+            while self._store.revision <= revision:
+                changed = self._changed
+                try:
+                    await asyncio.wait_for(changed.wait(), timeout)
+                except asyncio.TimeoutError:
+                    return
+        finally:
+            self._waiting -= 1
 
     def read(self, next_revision: int, key: bytes, range_end: bytes) -> WatchBatch:
         with self._lock:

@@ -86,6 +86,7 @@ class RaftConfig:
     heartbeat: float = 0.05
     snapshot_entries: int = 20000
     max_frame: int = DEFAULT_MAX_FRAME
+    socket_buffer: int = 1 << 20  # SO_SNDBUF/SO_RCVBUF of peer connections
     peer_tls: PeerTLS | None = None  # mutual TLS under the peer connections (peertls.py)
 
 
@@ -287,6 +288,11 @@ class RaftNode(SyncObj):  # type: ignore[misc]
             serializer=self._write_snapshot,
             deserializer=self._read_snapshot,
             appendEntriesUseBatch=False,  # send at once; batching happens a layer up (group commit)
+            # pysyncobj pins SO_SNDBUF/SO_RCVBUF (64 KiB by default), which turns off the kernel's
+            # autotuning: an entry of a few hundred KiB (a burst of large txns in one group commit)
+            # then crossed in many poll round trips, and bulk loads ran at half of etcd's rate.
+            sendBufferSize=cfg.socket_buffer,
+            recvBufferSize=cfg.socket_buffer,
             appendEntriesPeriod=cfg.heartbeat,
             raftMinTimeout=low,
             raftMaxTimeout=high,

@@ -99,20 +99,21 @@ class PeerCipher:
         return header + self._aead.encrypt(nonce, data, header)
 
     def extract_timestamp(self, token: bytes) -> int:
-        return self._header(token)[1]
+        return self._header(token)[0]
 
     def decrypt(self, token: bytes) -> bytes:
-        version, _timestamp, nonce = self._header(token)
+        _timestamp, nonce = self._header(token)
         try:
             return self._aead.decrypt(nonce, token[_HEADER.size:], token[:_HEADER.size])
         except InvalidTag as exc:
             raise InvalidPeerFrame("peer frame failed authentication") from exc
 
     @staticmethod
-    def _header(token: bytes) -> tuple[int, int, bytes]:
+    def _header(token: bytes) -> tuple[int, bytes]:
+        """(timestamp, nonce) of a frame whose length and version are right."""
         if len(token) < _HEADER.size + 16:
             raise InvalidPeerFrame("peer frame too short")
         version, timestamp, nonce = _HEADER.unpack_from(token)
         if version != _VERSION:
             raise InvalidPeerFrame(f"peer frame version {version} is not {_VERSION}")
-        return version, timestamp, nonce
+        return timestamp, nonce

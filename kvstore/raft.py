@@ -317,7 +317,9 @@ class RaftNode(SyncObj):  # type: ignore[misc]
     @property
     def encryptor(self) -> PeerCipher:
         """What pysyncobj's transport encrypts peer frames with: AES-GCM instead of its Fernet
-        (peerwire.py). The password stays set in the config, so pysyncobj keeps its handshake."""
+        (peerwire.py); the transport's key handshake is keyed on this property too. The password
+        stays set in the config so that any pysyncobj path reaching its own Fernet object directly
+        fails closed (frames the peers cannot read) rather than sending plaintext."""
         return self._peer_cipher
 
     # -------------------------------------------------------------- proposing

@@ -35,6 +35,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from .errors import EtcdError
 from .forward import Forwarder, ForwardSigner
+from .httpfast import FastPath
 from .lease import LeaseClock
 from .machine import KVStateMachine
 from .mvcc import MVCCStore
@@ -42,7 +43,7 @@ from .peertls import PeerTLS
 from .proposer import Proposer
 from .raft import NOT_APPLIED, SUCCESS, UNKNOWN, RaftConfig, RaftNode
 from .readindex import AppliedIndex, LinearizableReads
-from .server import EtcdServer, MemberIdentity
+from .server import MAX_BODY, EtcdServer, MemberIdentity
 from .threadsafe import LoopHandoff
 from .watch import WatchHub
 
@@ -289,11 +290,14 @@ class Member:
                                  hub=self.hub, leases=self.leases,
                                  registry=self.registry, progress_interval=cfg.progress_interval,
                                  forward_signer=ForwardSigner(cfg.peer_secret))
+        # The lean HTTP layer takes the plain unary calls and hands every other connection to
+        # aiohttp's request handler (httpfast.py); aiohttp's runner is set up without a site.
         self._runner = web.AppRunner(self.server.app(), access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, cfg.client_host, cfg.client_port, reuse_address=True,
-                           ssl_context=cfg.ssl_context())
-        await site.start()
+        assert self._runner.server is not None
+        self._fast = FastPath(self.server.fast_routes(), self._runner.server, max_body=MAX_BODY)
+        self._listener = await loop.create_server(self._fast, cfg.client_host, cfg.client_port, reuse_address=True,
+                                                  ssl=cfg.ssl_context())
         self._tasks.append(loop.create_task(self._reap_leases()))
         self._tasks.append(loop.create_task(self._freeze_heap()))
         self._tasks.append(loop.create_task(self._publish()))
@@ -359,6 +363,8 @@ class Member:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.proposer.close()
         await self.forwarder.close()
+        self._listener.close()
+        self._fast.close_all()
         await self._runner.cleanup()
         await asyncio.get_running_loop().run_in_executor(None, self.raft.destroy_synchronous)
 

@@ -1,9 +1,13 @@
-"""The etcd v3 JSON API (grpc-gateway form) over HTTP, served by aiohttp on the client port.
+"""The etcd v3 JSON API (grpc-gateway form) over HTTP on the client port.
 
 Writes and linearizable reads go through the Proposer (group commit through the Raft log);
 serializable reads and watches read local MVCC state. ``POST /pilothouse/forward`` takes the write
 batches that followers forward to this member while it leads (forward.py). Wire details follow etcd 3.4 as observed in
 ../shared/reference/etcd-json-api.md.
+
+Unary calls (every method but watch and lease keepalive) are ``unary(tail, body) -> Reply``, framed
+by either of two HTTP layers: the lean one of httpfast.py (``fast_routes``), which takes the plain
+requests, and aiohttp (``app``), which takes everything else.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from . import codec, errors, forward, jsonapi
 from .errors import EtcdError
+from .httpfast import Reply, UnaryHandler
 from .jsonapi import Reader
 from .lease import LeaseClock
 from .mvcc import MVCCStore
@@ -46,7 +51,9 @@ STREAM_CLOSING = {"error": {"grpc_code": 1, "http_code": 408, "message": "grpc: 
                             "http_status": "Request Timeout"}}
 
 
-_REPLY_HEADERS = {"Content-Type": "application/json", "Grpc-Metadata-Content-Type": "application/grpc", **CORS}
+_OK_HEADERS = (("Content-Type", "application/json"), ("Grpc-Metadata-Content-Type", "application/grpc"),
+               *CORS.items())
+_ERROR_HEADERS = (("Content-Type", "application/json"), *CORS.items())
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +94,7 @@ class EtcdServer:
                                           ["outcome"], registry=registry)
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         registry.register(_StoreCollector(self))
-        self._routes: dict[str, tuple[str, Callable[[web.Request, bytes], Awaitable[web.StreamResponse]]]] = {
+        self._unary: dict[str, tuple[str, Callable[[bytes], Awaitable[dict[str, Any]]]]] = {
             "kv/range": ("KV", self._range),
             "kv/put": ("KV", self._put),
             "kv/deleterange": ("KV", self._delete_range),
@@ -100,11 +107,13 @@ class EtcdServer:
             "kv/lease/timetolive": ("Lease", self._lease_ttl),
             "lease/leases": ("Lease", self._lease_list),
             "kv/lease/leases": ("Lease", self._lease_list),
-            "lease/keepalive": ("Lease", self._lease_keepalive),
-            "watch": ("Watch", self._watch),
             "maintenance/status": ("Maintenance", self._status),
             "maintenance/alarm": ("Maintenance", self._alarm),
             "cluster/member/list": ("Cluster", self._member_list),
+        }
+        self._streaming: dict[str, tuple[str, Callable[[web.Request, bytes], Awaitable[web.StreamResponse]]]] = {
+            "lease/keepalive": ("Lease", self._lease_keepalive),
+            "watch": ("Watch", self._watch),
         }
         self._gateway_prefixes = ("kv/", "lease/", "watch", "maintenance/", "cluster/", "auth/")
 
@@ -120,11 +129,16 @@ class EtcdServer:
         # The gateway paths themselves as plain routes: aiohttp finds those by a dict lookup, where
         # the pattern below costs a regex match per request. The pattern still serves the rest
         # (trailing slashes, unknown paths with etcd's 404s).
-        for tail in self._routes:
+        for tail in (*self._unary, *self._streaming):
             for prefix in ("v3", "v3beta"):
                 app.router.add_route("*", f"/{prefix}/{tail}", functools.partial(self._serve, tail=tail))
         app.router.add_route("*", r"/{prefix:v3|v3beta}/{tail:.*}", self._gateway)
         return app
+
+    def fast_routes(self) -> dict[bytes, UnaryHandler]:
+        """The request paths the lean HTTP layer serves (httpfast.py), each to its unary method."""
+        return {f"/{prefix}/{tail}".encode(): functools.partial(self.unary, tail)
+                for tail in self._unary for prefix in ("v3", "v3beta")}
 
     @web.middleware
     async def _cors_middleware(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
@@ -146,26 +160,27 @@ class EtcdServer:
 
     # ------------------------------------------------------------------ framing
 
-    def _json(self, body: dict[str, Any], status: int = 200, grpc_ok: bool = True) -> web.Response:
-        headers = {"Grpc-Metadata-Content-Type": "application/grpc"} if grpc_ok else {}
-        return web.Response(status=status, body=orjson.dumps(body), content_type="application/json", headers=headers)
-
-    async def _reply(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    @staticmethod
+    def _ok(body: dict[str, Any]) -> Reply:
         data = orjson.dumps(body)
-        if len(data) <= CHUNK_THRESHOLD:
-            # Content type and CORS in one prepared header set (the middleware then finds them set).
-            return web.Response(body=data, headers=_REPLY_HEADERS)
         # etcd's gateway streams bodies over 2 KiB chunked, as one data chunk.
-        resp = web.StreamResponse(headers={**CORS, "Content-Type": "application/json",
-                                           "Grpc-Metadata-Content-Type": "application/grpc"})
+        return Reply(200, data, _OK_HEADERS, chunked=len(data) > CHUNK_THRESHOLD)
+
+    @staticmethod
+    def _error(err: EtcdError) -> Reply:
+        return Reply(err.http_status, orjson.dumps(jsonapi.render_error(err)), _ERROR_HEADERS)
+
+    @staticmethod
+    async def _send(request: web.Request, reply: Reply) -> web.StreamResponse:
+        """A Reply through aiohttp (the middleware finds the CORS headers already set)."""
+        if not reply.chunked:
+            return web.Response(status=reply.status, body=reply.body, headers=dict(reply.headers))
+        resp = web.StreamResponse(status=reply.status, headers=dict(reply.headers))
         resp.enable_chunked_encoding()
         await resp.prepare(request)
-        await resp.write(data)
+        await resp.write(reply.body)
         await resp.write_eof()
         return resp
-
-    def _error(self, err: EtcdError) -> web.Response:
-        return self._json(jsonapi.render_error(err), status=err.http_status, grpc_ok=False)
 
     # ------------------------------------------------------------------ plain endpoints
 
@@ -236,7 +251,7 @@ class EtcdServer:
         return await self._serve(request, request.match_info["tail"].rstrip("/"))
 
     async def _serve(self, request: web.Request, tail: str) -> web.StreamResponse:
-        route = self._routes.get(tail)
+        route = self._unary.get(tail) or self._streaming.get(tail)
         if route is None:
             if any(tail.startswith(p) for p in self._gateway_prefixes):
                 return web.Response(status=404, text="Not Found\n", content_type="text/plain",
@@ -247,25 +262,43 @@ class EtcdServer:
         if request.method != "POST":
             return web.Response(status=405, text="Method Not Allowed\n", content_type="text/plain",
                                 headers={"X-Content-Type-Options": "nosniff"})
-        service, handler = route
-        method = tail.rsplit("/", 1)[-1]
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            size = request.content_length or MAX_BODY
+            err = EtcdError(errors.RESOURCE_EXHAUSTED, f"grpc: received message larger than max ({size} vs. 2097152)")
+            self._observe(route[0], tail, err.code, time.perf_counter())
+            return await self._send(request, self._error(err))
+        if tail in self._unary:
+            return await self._send(request, await self.unary(tail, body))
+        service, handler = self._streaming[tail]
         started = time.perf_counter()
         code = 0
         try:
-            try:
-                body = await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                size = request.content_length or MAX_BODY
-                raise EtcdError(errors.RESOURCE_EXHAUSTED,
-                                f"grpc: received message larger than max ({size} vs. 2097152)") from None
             return await handler(request, body)
+        except EtcdError as err:
+            code = err.code
+            return await self._send(request, self._error(err))
+        finally:
+            self._observe(service, tail, code, started)
+
+    async def unary(self, tail: str, body: bytes) -> Reply:
+        """Run the unary method at ``tail`` (e.g. ``kv/put``) on a JSON body; its answer or error."""
+        service, handler = self._unary[tail]
+        started = time.perf_counter()
+        code = 0
+        try:
+            return self._ok(await handler(body))
         except EtcdError as err:
             code = err.code
             return self._error(err)
         finally:
-            handled, latency = self._metric_children(service, method, code)
-            handled.inc()
-            latency.observe(time.perf_counter() - started)
+            self._observe(service, tail, code, started)
+
+    def _observe(self, service: str, tail: str, code: int, started: float) -> None:
+        handled, latency = self._metric_children(service, tail.rsplit("/", 1)[-1], code)
+        handled.inc()
+        latency.observe(time.perf_counter() - started)
 
     def _metric_children(self, service: str, method: str, code: int) -> tuple[Any, Any]:
         """The (handled counter, latency histogram) children of one route and code, looked up once:
@@ -291,7 +324,7 @@ class EtcdServer:
 
     # ------------------------------------------------------------------ KV
 
-    async def _range(self, request: web.Request, body: bytes) -> web.StreamResponse:
+    async def _range(self, body: bytes) -> dict[str, Any]:
         reader = self._reader(body)
         req = jsonapi.parse_range(reader)
         jsonapi.check_size(reader)
@@ -300,52 +333,51 @@ class EtcdServer:
         with self.lock:
             result = self.store.range(req)
             revision = self.store.revision
-        return await self._reply(request, {"header": self.header(revision), **jsonapi.render_range(result)})
+        return {"header": self.header(revision), **jsonapi.render_range(result)}
 
-    async def _submit(self, request: web.Request, req: dict[str, Any], render: Callable[[dict[str, Any]], dict[str, Any]]) -> web.StreamResponse:
+    async def _submit(self, req: dict[str, Any], render: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
         result = await self.proposer.submit(req)
-        return await self._reply(request, {"header": self.header(result["revision"]), **render(result)})
+        return {"header": self.header(result["revision"]), **render(result)}
 
-    async def _put(self, request: web.Request, body: bytes) -> web.StreamResponse:
+    async def _put(self, body: bytes) -> dict[str, Any]:
         reader = self._reader(body)
         req = jsonapi.parse_put(reader)
         jsonapi.check_size(reader)
-        return await self._submit(request, req, jsonapi.render_put)
+        return await self._submit(req, jsonapi.render_put)
 
-    async def _delete_range(self, request: web.Request, body: bytes) -> web.StreamResponse:
+    async def _delete_range(self, body: bytes) -> dict[str, Any]:
         reader = self._reader(body)
         req = jsonapi.parse_delete(reader)
         jsonapi.check_size(reader)
-        return await self._submit(request, req, jsonapi.render_delete)
+        return await self._submit(req, jsonapi.render_delete)
 
-    async def _txn(self, request: web.Request, body: bytes) -> web.StreamResponse:
+    async def _txn(self, body: bytes) -> dict[str, Any]:
         reader = self._reader(body)
         req = jsonapi.parse_txn(reader)
         jsonapi.check_size(reader)
-        return await self._submit(request, req, jsonapi.render_txn)
+        return await self._submit(req, jsonapi.render_txn)
 
-    async def _compaction(self, request: web.Request, body: bytes) -> web.StreamResponse:
+    async def _compaction(self, body: bytes) -> dict[str, Any]:
         req = jsonapi.parse_compaction(self._reader(body))
-        return await self._submit(request, req, lambda _r: {})
+        return await self._submit(req, lambda _r: {})
 
     # ------------------------------------------------------------------ leases
 
-    async def _lease_grant(self, request: web.Request, body: bytes) -> web.StreamResponse:
+    async def _lease_grant(self, body: bytes) -> dict[str, Any]:
         reader = self._reader(body)
         ttl = reader.int("TTL")
         lease_id = reader.int("ID")
         if lease_id == 0:
             lease_id = secrets.randbits(62) + 1
         result = await self.proposer.submit({"op": "lease_grant", "id": lease_id, "ttl": ttl})
-        return await self._reply(request, {"header": self.header(result["revision"]),
-                                           "ID": str(result["id"]), "TTL": str(result["ttl"])})
+        return {"header": self.header(result["revision"]), "ID": str(result["id"]), "TTL": str(result["ttl"])}
 
-    async def _lease_revoke(self, request: web.Request, body: bytes) -> web.StreamResponse:
+    async def _lease_revoke(self, body: bytes) -> dict[str, Any]:
         lease_id = self._reader(body).int("ID")
         result = await self.proposer.submit({"op": "lease_revoke", "id": lease_id})
-        return await self._reply(request, {"header": self.header(result["revision"])})
+        return {"header": self.header(result["revision"])}
 
-    async def _lease_ttl(self, request: web.Request, body: bytes) -> web.StreamResponse:
+    async def _lease_ttl(self, body: bytes) -> dict[str, Any]:
         reader = self._reader(body)
         lease_id = reader.int("ID")
         want_keys = reader.bool("keys")
@@ -364,9 +396,9 @@ class EtcdServer:
             out["grantedTTL"] = str(granted)
             if keys:
                 out["keys"] = [jsonapi.b64(k) for k in keys]
-        return await self._reply(request, out)
+        return out
 
-    async def _lease_list(self, request: web.Request, body: bytes) -> web.StreamResponse:
+    async def _lease_list(self, body: bytes) -> dict[str, Any]:
         await self.reads.wait()
         with self.lock:
             ids = list(self.store.leases)
@@ -374,7 +406,7 @@ class EtcdServer:
         out: dict[str, Any] = {"header": self.header(revision)}
         if ids:
             out["leases"] = [{"ID": str(i)} for i in ids]
-        return await self._reply(request, out)
+        return out
 
     async def _lease_keepalive(self, request: web.Request, body: bytes) -> web.StreamResponse:
         try:
@@ -401,7 +433,7 @@ class EtcdServer:
 
     # ------------------------------------------------------------------ maintenance
 
-    async def _status(self, request: web.Request, body: bytes) -> web.StreamResponse:
+    async def _status(self, body: bytes) -> dict[str, Any]:
         st = self.raft.status()
         out: dict[str, Any] = {"header": self.header(), "version": ETCD_VERSION}
         size = str(max(self.store.key_count, 1) * 256)
@@ -417,12 +449,12 @@ class EtcdServer:
         out["dbSizeInUse"] = size
         if leader is None:
             out["errors"] = ["etcdserver: no leader"]
-        return await self._reply(request, out)
+        return out
 
-    async def _alarm(self, request: web.Request, body: bytes) -> web.StreamResponse:
-        return self._json({})
+    async def _alarm(self, body: bytes) -> dict[str, Any]:
+        return {}
 
-    async def _member_list(self, request: web.Request, body: bytes) -> web.StreamResponse:
+    async def _member_list(self, body: bytes) -> dict[str, Any]:
         members = []
         for addr, (name, member_id) in sorted(self.identity.peers.items(), key=lambda p: p[1][0]):
             member: dict[str, Any] = {"ID": str(member_id), "name": name, "peerURLs": [f"{self.identity.peer_scheme}://{addr}"]}
@@ -434,7 +466,7 @@ class EtcdServer:
             members.append(member)
         hdr = self.header()
         hdr.pop("revision", None)
-        return await self._reply(request, {"header": hdr, "members": members})
+        return {"header": hdr, "members": members}
 
     # ------------------------------------------------------------------ watch
 

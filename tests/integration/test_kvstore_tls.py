@@ -71,3 +71,36 @@ def test_clients_need_a_ca_signed_certificate(tls_member) -> None:
             await client.close()
 
     assert asyncio.run(roundtrip()) == b"v"
+
+
+def test_one_tls_connection_carries_fast_calls_then_any_other_request(tls_member) -> None:
+    """Plain unary posts are answered by the lean HTTP layer; the first other request on the same
+    TLS connection moves it to aiohttp, which answers that request and every later one."""
+    import base64
+    import http.client
+    import json
+
+    url, _pki, ctx = tls_member
+    port = int(url.rsplit(":", 1)[1])
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=5)
+    key = base64.b64encode(b"tls/same-connection").decode()
+
+    def call(method: str, path: str, body: dict | None = None) -> tuple[int, bytes]:
+        conn.request(method, path, body=json.dumps(body).encode() if body is not None else None,
+                     headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+
+    try:
+        status, _ = call("POST", "/v3/kv/put", {"key": key, "value": base64.b64encode(b"1").decode()})
+        assert status == 200
+        sock = conn.sock
+        status, body = call("GET", "/version")
+        assert status == 200 and json.loads(body)["etcdserver"]
+        status, body = call("POST", "/v3/kv/range", {"key": key})
+        assert status == 200 and base64.b64decode(json.loads(body)["kvs"][0]["value"]) == b"1"
+        status, body = call("POST", "/v3/kv/range", {"key": key, "limit": "x"})
+        assert status == 400 and json.loads(body)["code"] == 3
+        assert conn.sock is sock  # all of it on the one connection
+    finally:
+        conn.close()

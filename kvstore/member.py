@@ -8,8 +8,9 @@
 Layers, bottom up: raft.RaftNode (consensus, journal) → machine.KVStateMachine → mvcc.MVCCStore
 (state) ; proposer.Proposer (group commit), readindex.LinearizableReads (ReadIndex reads) and
 watch.WatchHub bridge the Raft thread to the asyncio loop (through threadsafe.LoopHandoff: one
-wake-up per tick) ; server.EtcdServer is the etcd v3 JSON API ; forward.Forwarder sends a
-follower's write batches to the leader's client URL (published by each member through the log).
+wake-up per tick) ; server.EtcdServer is the etcd v3 JSON API, behind httpfast.FastPath ;
+forward.Forwarder sends a follower's write batches to the leader over the peer connection, and
+forward.ForwardIntake proposes those a leader receives.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from .errors import EtcdError
-from .forward import Forwarder, ForwardSigner
+from .forward import NOT_APPLIED as NOT_FORWARDED, ForwardedBatch, ForwardIntake, Forwarder
 from .httpfast import FastPath
 from .lease import LeaseClock
 from .machine import KVStateMachine
@@ -76,7 +77,7 @@ class MemberConfig:
 
     @property
     def advertised_client_url(self) -> str:
-        """Where the other members reach this one's client port (they forward writes there).
+        """The client URL the member list shows for this member (each member publishes its own).
 
         --advertise-client-url, else the listen URL, with an unspecified listen host (0.0.0.0, ::)
         replaced by the host of this member's peer address.
@@ -90,14 +91,6 @@ class MemberConfig:
             host = f"[{host}]"
         scheme = "https" if self.cert_file else "http"
         return f"{scheme}://{host}:{self.client_port}"
-
-    def forward_ssl_context(self) -> ssl.SSLContext | None:
-        """TLS for forwarding to the leader's client port: trust --trusted-ca-file, present --cert-file."""
-        if not self.cert_file:
-            return None
-        ctx = ssl.create_default_context(cafile=self.trusted_ca_file or None)
-        ctx.load_cert_chain(self.cert_file, self.key_file)
-        return ctx
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """TLS on the client port (etcd's --cert-file/--key-file), with client certificates
@@ -149,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--peer-key-file", default="", help="the key of --peer-cert-file")
     p.add_argument("--peer-trusted-ca-file", default="", help="CA the other members' peer certificates chain to")
     p.add_argument("--advertise-client-url", default="",
-                   help="client URL the other members use to forward writes here (default: --listen-client, "
+                   help="client URL the member list shows for this member (default: --listen-client, "
                         "an unspecified host replaced by the --listen-peer host)")
     p.add_argument("--watch-progress-notify-interval", type=float, default=600.0, help="seconds between progress notifications")
     p.add_argument("--request-timeout", type=float, default=5.0, help="seconds before a write without an outcome fails")
@@ -236,6 +229,11 @@ class Member:
                                        registry=self.registry)
         self._proposals = Counter("etcd_server_proposals_committed_total", "Log entries committed by this member's proposals",
                                   registry=self.registry)
+        self._forwarded = Counter("pilothouse_kvstore_forwarded_batches_total",
+                                  "Write batches followers forwarded to this member as leader, by outcome",
+                                  ["outcome"], registry=self.registry)
+        self._intake: ForwardIntake | None = None
+        self._handoff: LoopHandoff | None = None
         self._fsync = Histogram("etcd_disk_wal_fsync_duration_seconds", "Journal fsync latency",
                                 registry=self.registry,
                                 buckets=(0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024))
@@ -244,6 +242,13 @@ class Member:
         self.lock = threading.Lock()
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+
+    def _batch_forwarded(self, batch: ForwardedBatch) -> None:
+        """Raft thread: a follower's write batch, for the intake on the loop (forward.py)."""
+        if self._intake is None or self._handoff is None:
+            batch.reply({NOT_FORWARDED: "starting"})
+            return
+        self._handoff.call(self._intake.take, batch)
 
     def _state_changed(self, is_leader: bool) -> None:
         self._leader_changes.inc()
@@ -254,6 +259,7 @@ class Member:
         cfg = self.cfg
         loop = asyncio.get_running_loop()
         handoff = LoopHandoff(loop)
+        self._handoff = handoff
         self.hub = WatchHub(self.store, self.lock, handoff)
         machine = KVStateMachine(self.store, self.lock, self.hub.notify_threadsafe)
         peers = tuple(cfg.initial_cluster.values())
@@ -267,16 +273,15 @@ class Member:
             RaftConfig(self_addr=cfg.peer_addr, peers=peers, data_dir=cfg.data_dir, secret=cfg.peer_secret,
                        election_timeout=cfg.election_timeout, peer_tls=cfg.peer_tls),
             machine, on_state_change=self._state_changed, on_fsync=self._fsync.observe,
-            on_tick_end=tick_end)
-        self.forwarder = Forwarder(
-            self_addr=cfg.peer_addr, peer_names={addr: name for name, addr in cfg.initial_cluster.items()},
-            leader=self.raft.leader_address, members=lambda: self.store.members, secret=cfg.peer_secret,
-            wait_revision=lambda rev, timeout: self.hub.wait_after(rev - 1, timeout),
-            ssl_context=cfg.forward_ssl_context())
+            on_tick_end=tick_end, on_forwarded=self._batch_forwarded)
+        forwarder = Forwarder(self_addr=cfg.peer_addr, raft=self.raft, handoff=handoff,
+                              wait_revision=lambda rev, timeout: self.hub.wait_after(rev - 1, timeout))
         self.proposer = Proposer(self.raft, success=SUCCESS, not_applied=NOT_APPLIED, unknown=UNKNOWN,
                                  deadline=cfg.request_timeout, on_batch=lambda n: self._proposals.inc(),
-                                 forwarder=self.forwarder if len(cfg.initial_cluster) > 1 else None,
+                                 forwarder=forwarder if len(cfg.initial_cluster) > 1 else None,
                                  handoff=handoff)
+        self._intake = ForwardIntake(self.proposer, self.raft.is_leader,
+                                     on_outcome=lambda outcome: self._forwarded.labels(outcome).inc())
         identity = MemberIdentity(
             name=cfg.name, member_id=stable_id(cfg.name, cfg.peer_addr),
             cluster_id=stable_id(*sorted(f"{n}={a}" for n, a in cfg.initial_cluster.items())),
@@ -288,8 +293,7 @@ class Member:
                                  proposer=self.proposer,
                                  reads=LinearizableReads(self.raft, applied, deadline=cfg.request_timeout),
                                  hub=self.hub, leases=self.leases,
-                                 registry=self.registry, progress_interval=cfg.progress_interval,
-                                 forward_signer=ForwardSigner(cfg.peer_secret))
+                                 registry=self.registry, progress_interval=cfg.progress_interval)
         # The lean HTTP layer takes the plain unary calls and hands every other connection to
         # aiohttp's request handler (httpfast.py); aiohttp's runner is set up without a site.
         self._runner = web.AppRunner(self.server.app(), access_log=None, handle_signals=False)
@@ -324,7 +328,7 @@ class Member:
                     log.warning("lease expiry not committed: %s", err)
 
     async def _publish(self) -> None:
-        """Record this member's client URL in the replicated state (forward.py), once per start."""
+        """Record this member's client URL in the replicated state (the member list), once per start."""
         url = self.cfg.advertised_client_url
         while True:
             if self.raft.leader_address() is not None:
@@ -362,7 +366,8 @@ class Member:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.proposer.close()
-        await self.forwarder.close()
+        if self._intake is not None:
+            await self._intake.close()
         self._listener.close()
         self._fast.close_all()
         await self._runner.cleanup()

@@ -105,7 +105,7 @@ class MVCCStore:
         self._lease_observer = lease_observer
         self.counters = {"put": 0, "range": 0, "txn": 0, "delete": 0}
         # member name -> client URL, published by each member through the log (as etcd publishes
-        # its member attributes): a follower forwards writes to the leader's client URL.
+        # its member attributes): the member list shows every member's.
         self.members: dict[str, str] = {}
 
     # ------------------------------------------------------------------ reads

@@ -15,11 +15,11 @@ overlapping small ones (measured: 1 in flight beat 2, 4 and 8). A second batch s
 one in flight has been out for ``stall`` seconds, so one stuck batch (a lost callback waits a
 second before it is proposed again) does not hold everything behind it.
 
-On a follower, write batches go to the leader over its client port (``forwarder``, see
+On a follower, write batches go to the leader over the peer connection (``forwarder``, see
 forward.py) and join the leader's own group commit as a forwarded batch, with this proposer's
-(id, sequence): one log entry per round carries the writes that arrived at every member. While the
-leader's client URL is not known, batches go through pysyncobj, whose forwarding makes each
-follower batch an entry of its own.
+(id, sequence): one log entry per round carries the writes that arrived at every member. While
+forwarding is not available (no leader known, or the leader refused a batch), batches go through
+pysyncobj, whose forwarding makes each follower batch an entry of its own.
 """
 
 from __future__ import annotations
@@ -51,10 +51,9 @@ class ForwardUnknown(Exception):
 
 
 class Forwarding(Protocol):
-    def target(self) -> str | None: ...
+    def available(self) -> bool: ...
 
-    async def forward(self, url: str, client: bytes, seq: int, requests: list[dict[str, Any]],
-                      timeout: float) -> list[Any]: ...
+    async def forward(self, client: bytes, seq: int, requests: list[dict[str, Any]], timeout: float) -> list[Any]: ...
 
     async def wait_applied(self, results: list[Any], timeout: float) -> None: ...
 
@@ -211,27 +210,24 @@ class Proposer:
             if remaining <= 0:
                 # Unknown outcome: it may still commit. etcd answers the same way.
                 raise errors.deadline_exceeded()
-            url = self.forwarder.target() if (
-                self.forwarder is not None and batch.requests and not batch.forwarded) else None
-            if url is not None:
-                assert self.forwarder is not None
+            forwarder = self.forwarder
+            if forwarder is not None and batch.requests and not batch.forwarded and forwarder.available():
                 try:
                     # At most a second per attempt, as for proposals below: a leader that stopped
                     # answering (paused, cut off) is given up and the next one asked, same identity.
-                    results = await self.forwarder.forward(url, self._client_id, batch.seq, batch.requests,
-                                                           min(remaining, 1.0))
+                    results = await forwarder.forward(self._client_id, batch.seq, batch.requests, min(remaining, 1.0))
                 except ForwardNotApplied as exc:
-                    log.debug("batch %d not taken by %s (%s); retrying", batch.seq, url, exc)
+                    log.debug("forwarded batch %d not taken (%s); retrying", batch.seq, exc)
                     await asyncio.sleep(0.02)
                     continue
                 except ForwardUnknown as exc:
                     uncertain = True
-                    log.debug("batch %d forwarded to %s with unknown outcome (%s); retrying", batch.seq, url, exc)
+                    log.debug("forwarded batch %d has an unknown outcome (%s); retrying", batch.seq, exc)
                     await asyncio.sleep(0.02)
                     continue
                 # Committed. Answer once this member has applied it too, as a write proposed here
                 # would be (a serializable read here right after sees it), within the deadline.
-                await self.forwarder.wait_applied(results, deadline - time.monotonic())
+                await forwarder.wait_applied(results, deadline - time.monotonic())
                 return results
             if payload is None:
                 payload = codec.encode_batch(self._client_id, batch.seq, batch.requests,

@@ -30,6 +30,9 @@ What this module adds on top of pysyncobj, each at the place the gap comes from:
 * **Linearizable reads by ReadIndex** (readindex.py): the leader tags AppendEntries with its read
   round, followers echo the tag in their replies (``outgoing``), and a follower asks the leader for
   a read index with a ``read_index`` peer message. No log entry, no fsync.
+* **Follower writes join the leader's entries** (forward.py): a follower sends a whole write batch
+  as one ``forward`` peer message and gets a ``forward_reply``; the leader proposes it inside its
+  next entry instead of making each forwarded command an entry of its own.
 * **Kernel-tuned peer sockets.** pysyncobj pins ``SO_SNDBUF``/``SO_RCVBUF`` to 64 KiB, which
   switches off autotuning; ``RaftConfig.socket_buffer`` sets 1 MiB, so a large entry crosses in a
   few writes instead of many poll round trips.
@@ -60,6 +63,8 @@ from pysyncobj.transport import TCPTransport
 
 from .journal import DurableJournal, fsync_dir
 from .peertls import PeerTLS, PeerTLSConnections
+from .forward import (NOT_APPLIED as FORWARD_NOT_APPLIED, REFUSED, RESULTS, UNKNOWN as FORWARD_UNKNOWN, Answer,
+                      AnswerCallback, ForwardedBatch, OutstandingForwards, parse_forward)
 from .peerwire import PeerCipher, StoredDeflate
 from .readindex import ReadCallback, ReadRounds, RemoteReads
 
@@ -249,20 +254,26 @@ SUCCESS = FAIL_REASON.SUCCESS
 READ_TAG = "rr"  # (term, round) on a leader's AppendEntries; echoed on a follower's next_node_idx
 READ_INDEX = "read_index"  # follower -> leader {"id"}
 READ_INDEX_REPLY = "read_index_reply"  # leader -> follower {"id", "index": int | None}
+FORWARD = "forward"  # follower -> leader {"id", "c", "s", "r", "t"}: a write batch (forward.py)
+FORWARD_REPLY = "forward_reply"  # leader -> follower {"id"} and one answer key of forward.py
+_ANSWER_KEYS = (RESULTS, FORWARD_NOT_APPLIED, FORWARD_UNKNOWN, REFUSED)
 
 
 class RaftNode(SyncObj):  # type: ignore[misc]
     """One Raft member replicating ``machine``.
 
-    Thread-safe entry points: propose(), read_index(), status(). ``on_tick_end(applied_index)`` is
-    called on the Raft thread at the end of every tick, once the tick's messages have been sent and
+    Thread-safe entry points: propose(), read_index(), forward(), status(). ``on_tick_end(applied_index)``
+    is called on the Raft thread at the end of every tick, once the tick's messages have been sent and
     before the log is synced: the place to hand results to other threads (threadsafe.LoopHandoff).
+    ``on_forwarded(batch)`` is called on the Raft thread with each batch a follower forwards while
+    this member leads; ``batch.reply`` (any thread) sends the answer back.
     """
 
     def __init__(self, cfg: RaftConfig, machine: StateMachine, *,
                  on_state_change: Callable[[bool], None] | None = None,
                  on_fsync: Callable[[float], None] | None = None,
-                 on_tick_end: Callable[[int], None] | None = None) -> None:
+                 on_tick_end: Callable[[int], None] | None = None,
+                 on_forwarded: Callable[[ForwardedBatch], None] | None = None) -> None:
         if not cfg.secret:
             raise ValueError("a peer secret is required: pysyncobj's peer protocol is pickle")
         os.makedirs(cfg.data_dir, mode=0o700, exist_ok=True)
@@ -280,6 +291,11 @@ class RaftNode(SyncObj):  # type: ignore[misc]
         self._remote_reads = RemoteReads()
         self._remote_leader: Any = None
         self._echo: dict[Any, Any] = {}  # leader node -> the last read tag accepted from it
+        self._on_forwarded = on_forwarded
+        self._forward_requests: deque[tuple[dict[str, Any], AnswerCallback]] = deque()  # any thread
+        self._forward_replies: deque[tuple[Any, Any, Answer]] = deque()  # any thread
+        self._outstanding = OutstandingForwards()
+        self._forward_leader: Any = None
         _install_journal_factory(functools.partial(DurableJournal, on_fsync=on_fsync))
         _tune_peer_encoding()
         low, high = cfg.election_timeout
@@ -333,6 +349,49 @@ class RaftNode(SyncObj):  # type: ignore[misc]
         self._read_requests.append(callback)
         self._SyncObj__pipeNotifier.notify()
 
+    def forward(self, batch: dict[str, Any], callback: AnswerCallback) -> None:
+        """Send a write batch to the leader (forward.py); ``callback(answer)`` fires on the Raft thread."""
+        self._forward_requests.append((batch, callback))
+        self._SyncObj__pipeNotifier.notify()
+
+    def _serve_forwards(self) -> None:
+        """Raft thread, at the start of a tick: send queued answers (leader) and batches (follower)."""
+        transport = self._SyncObj__transport
+        replies = self._forward_replies
+        while replies:
+            node, rid, answer = replies.popleft()
+            transport.send(node, {"type": FORWARD_REPLY, "id": rid, **answer})
+        leader = self._getLeader()
+        if leader is not self._forward_leader:
+            self._outstanding.leader_is(leader)
+            self._forward_leader = leader
+        if self._outstanding:
+            self._outstanding.expire(time.monotonic())
+        requests = self._forward_requests
+        while requests:
+            batch, callback = requests.popleft()
+            if leader is None or self._SyncObj__raftState == _RAFT_STATE.LEADER:
+                callback({FORWARD_NOT_APPLIED: "no other member leads"})
+                continue
+            rid = self._outstanding.add(leader, callback, time.monotonic())
+            if not transport.send(leader, {"type": FORWARD, "id": rid, **batch}):
+                self._outstanding.answered(rid, {FORWARD_NOT_APPLIED: "not connected to the leader"})
+
+    def _take_forward(self, node: Any, message: dict[str, Any]) -> None:
+        """Leader, Raft thread: a follower's batch goes to ``on_forwarded``; anything else is answered."""
+        rid = message.get("id")
+
+        def reply(answer: Answer) -> None:
+            self._forward_replies.append((node, rid, answer))
+            self._SyncObj__pipeNotifier.notify()
+
+        if self._SyncObj__raftState != _RAFT_STATE.LEADER or self._on_forwarded is None:
+            reply({FORWARD_NOT_APPLIED: "not the leader"})
+            return
+        batch = parse_forward(message, reply)
+        if batch is not None:
+            self._on_forwarded(batch)
+
     def _serve_reads(self) -> None:
         """Raft thread, at the start of a tick: open a read round (leader) or ask the leader (follower)."""
         requests = self._read_requests
@@ -376,8 +435,8 @@ class RaftNode(SyncObj):  # type: ignore[misc]
                 return dict(message, **{READ_TAG: tag})
         return message
 
-    def _read_message(self, node: Any, message: dict[str, Any]) -> bool:
-        """Handle the read-index parts of a peer message; True if it was only that."""
+    def _extension_message(self, node: Any, message: dict[str, Any]) -> bool:
+        """Handle the read-index and forwarding parts of a peer message; True if it was only that."""
         kind = message.get("type")
         if kind == "append_entries":
             tag = message.get(READ_TAG)
@@ -404,6 +463,13 @@ class RaftNode(SyncObj):  # type: ignore[misc]
             index = message.get("index")
             self._remote_reads.answered(message.get("id"), index if isinstance(index, int) else None)
             return True
+        elif kind == FORWARD:
+            self._take_forward(node, message)
+            return True
+        elif kind == FORWARD_REPLY:
+            answer = {k: message[k] for k in _ANSWER_KEYS if k in message}
+            self._outstanding.answered(message.get("id"), answer or {FORWARD_UNKNOWN: "an empty answer"})
+            return True
         return False
 
     def before_send(self) -> None:
@@ -429,6 +495,7 @@ class RaftNode(SyncObj):  # type: ignore[misc]
         if self.peer_tls is not None:
             self.peer_tls.flush_all()  # TLS records a full socket left behind (peertls.py)
         self._serve_reads()
+        self._serve_forwards()
         super()._onTick(timeToWait)
 
     def _end_tick(self) -> None:
@@ -454,7 +521,7 @@ class RaftNode(SyncObj):  # type: ignore[misc]
         return SyncObj._SyncObj__doApplyCommand(self, command)
 
     def _SyncObj__onMessageReceived(self, node: Any, message: Any) -> None:  # noqa: N802
-        if self._read_message(node, message):
+        if self._extension_message(node, message):
             return
         kind = message.get("type")
         if (kind == "next_node_idx" and message.get("reset") and not message.get("success")

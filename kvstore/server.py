@@ -1,8 +1,7 @@
 """The etcd v3 JSON API (grpc-gateway form) over HTTP on the client port.
 
 Writes and linearizable reads go through the Proposer (group commit through the Raft log);
-serializable reads and watches read local MVCC state. ``POST /pilothouse/forward`` takes the write
-batches that followers forward to this member while it leads (forward.py). Wire details follow etcd 3.4 as observed in
+serializable reads and watches read local MVCC state. Wire details follow etcd 3.4 as observed in
 ../shared/reference/etcd-json-api.md.
 
 Unary calls (every method but watch and lease keepalive) are ``unary(tail, body) -> Reply``, framed
@@ -27,7 +26,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from . import codec, errors, forward, jsonapi
+from . import errors, jsonapi
 from .errors import EtcdError
 from .httpfast import Reply, UnaryHandler
 from .jsonapi import Reader
@@ -69,11 +68,8 @@ class MemberIdentity:
 class EtcdServer:
     def __init__(self, *, identity: MemberIdentity, store: MVCCStore, lock: threading.Lock,
                  raft: Any, proposer: Proposer, reads: LinearizableReads, hub: WatchHub, leases: LeaseClock,
-                 registry: CollectorRegistry, progress_interval: float = 600.0,
-                 forward_signer: forward.ForwardSigner | None = None) -> None:
+                 registry: CollectorRegistry, progress_interval: float = 600.0) -> None:
         self.identity = identity
-        self.forward_signer = forward_signer
-        self._forward_replays = forward.ReplayGuard()
         self.store = store
         self.lock = lock
         self.raft = raft
@@ -89,9 +85,6 @@ class EtcdServer:
         self._latency = Histogram("etcd_http_request_duration_seconds", "Latency of gateway requests",
                                   ["method"], registry=registry,
                                   buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
-        self._forwarded_batches = Counter("pilothouse_kvstore_forwarded_batches_total",
-                                          "Write batches followers forwarded to this member as leader, by outcome",
-                                          ["outcome"], registry=registry)
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         registry.register(_StoreCollector(self))
         self._unary: dict[str, tuple[str, Callable[[bytes], Awaitable[dict[str, Any]]]]] = {
@@ -124,8 +117,6 @@ class EtcdServer:
         app.router.add_route("*", "/health", self._health)
         app.router.add_route("*", "/version", self._version)
         app.router.add_route("*", "/metrics", self._metrics)
-        if self.forward_signer is not None:
-            app.router.add_route("POST", forward.FORWARD_PATH, self._forwarded)
         # The gateway paths themselves as plain routes: aiohttp finds those by a dict lookup, where
         # the pattern below costs a regex match per request. The pattern still serves the rest
         # (trailing slashes, unknown paths with etcd's 404s).
@@ -198,52 +189,6 @@ class EtcdServer:
     async def _metrics(self, request: web.Request) -> web.StreamResponse:
         return web.Response(body=generate_latest(self.registry),
                             headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
-
-    # ------------------------------------------------------------------ writes forwarded by followers
-
-    async def _forwarded(self, request: web.Request) -> web.StreamResponse:
-        """A follower's write batch (forward.py), proposed inside this member's next entry."""
-        signer = self.forward_signer
-        signature = request.headers.get(forward.SIGNATURE_HEADER, "")
-        if signer is None or not signature:
-            return web.Response(status=403, text="forbidden\n", content_type="text/plain")
-        body = bytearray()
-        while chunk := await request.content.readany():
-            body += chunk
-            if len(body) > forward.MAX_FORWARD_BYTES:
-                return web.Response(status=413, text="too large\n", content_type="text/plain")
-        if not signer.request_ok(signature, bytes(body)):
-            return web.Response(status=403, text="forbidden\n", content_type="text/plain")
-        try:
-            msg = codec.unpack(bytes(body))
-            client, seq, requests = bytes(msg["c"]), int(msg["s"]), msg["r"]
-            timeout = min(float(msg.get("t", 5.0)), self.proposer.deadline)
-            sent_at = float(msg["w"])
-        except Exception:  # noqa: BLE001 - whatever is malformed is refused, never applied
-            return web.Response(status=400, text="malformed forwarded batch\n", content_type="text/plain")
-        if not forward.valid_requests(requests):
-            return web.Response(status=400, text="operation not forwardable\n", content_type="text/plain")
-        if not self._forward_replays.admit(signature, sent_at, time.time()):
-            return web.Response(status=403, text="stale or replayed batch\n", content_type="text/plain")
-
-        def answer(reply: dict[str, Any], status: int = 200) -> web.Response:
-            data = codec.pack(reply)
-            return web.Response(status=status, body=data, content_type=forward.CONTENT_TYPE,
-                                headers={forward.SIGNATURE_HEADER: signer.sign_answer(signature, status, data)})
-
-        if not self.raft.is_leader():
-            self._forwarded_batches.labels("not_leader").inc()
-            return answer({"n": 1}, status=503)  # not applied: the follower asks the next leader
-        try:
-            results = await asyncio.wait_for(self.proposer.submit_forwarded(client, seq, requests), timeout)
-        except asyncio.TimeoutError:
-            self._forwarded_batches.labels("unknown").inc()
-            return answer({"e": errors.request_timed_out().to_wire()}, status=504)
-        except EtcdError as err:
-            self._forwarded_batches.labels("unknown").inc()
-            return answer({"e": err.to_wire()}, status=err.http_status)
-        self._forwarded_batches.labels("committed").inc()
-        return answer({"r": results})
 
     # ------------------------------------------------------------------ gateway dispatch
 

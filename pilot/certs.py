@@ -202,9 +202,8 @@ def ensure_cluster_secrets(state_dir: Path, *, hosts: list[str], api_hosts: Sequ
         return new_config().encode()
 
     ensure_certificates(state_dir / "pki", hosts=[*hosts, *api_hosts])
-    # The store's client port is TLS with client certificates: only the API servers and the members
-    # (a follower forwards writes to the leader's client port) get in; the members' certificate also
-    # serves their peer connections, so it is made for both ends.
+    # The store's client port is TLS with client certificates: only the API servers get in. The
+    # members' certificate also serves their peer connections (mutual TLS), so it is made for both ends.
     ensure_server_certificate(state_dir / "pki", "kvstore", list(hosts if store_hosts is None else store_hosts),
                               peer=True)
     issue_certificate(state_dir / "pki", "apiserver-kvstore-client", hosts=[], client=True)

@@ -1,6 +1,6 @@
 """Forwarded write batches: one log entry carries the leader's and the followers' batches, each
-applied once under its own (proposer id, sequence), and a follower's proposer goes over HTTP only
-for plain write batches, retrying with the same identity."""
+applied once under its own (proposer id, sequence); a follower's proposer forwards plain write
+batches, retrying with the same identity; the pieces on both ends map every answer to its outcome."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from kvstore import codec
-from kvstore.forward import ForwardSigner, ReplayGuard, max_revision, valid_requests
+from kvstore.forward import (NOT_APPLIED, REFUSED, RESULTS, UNKNOWN, Forwarder, ForwardIntake, OutstandingForwards,
+                             max_revision, parse_forward, valid_requests)
 from kvstore.machine import KVStateMachine
 from kvstore.mvcc import MVCCStore
 from kvstore.proposer import ForwardNotApplied, ForwardUnknown, Proposer
@@ -109,12 +110,12 @@ class FakeForwarder:
         self.outcomes = outcomes
         self.calls: list[tuple[bytes, int]] = []
         self.waited: list[int] = []
-        self.url: str | None = "http://leader"
+        self.up = True
 
-    def target(self) -> str | None:
-        return self.url
+    def available(self) -> bool:
+        return self.up
 
-    async def forward(self, url: str, client: bytes, seq: int, requests: list[dict[str, Any]], timeout: float) -> list[Any]:
+    async def forward(self, client: bytes, seq: int, requests: list[dict[str, Any]], timeout: float) -> list[Any]:
         self.calls.append((client, seq))
         outcome = self.outcomes.pop(0) if self.outcomes else "ok"
         if outcome == "refused":
@@ -142,10 +143,10 @@ async def test_follower_forwards_and_retries_with_the_same_identity() -> None:
 
 
 @pytest.mark.asyncio
-async def test_batches_go_through_raft_while_the_leader_url_is_unknown() -> None:
+async def test_batches_go_through_raft_while_forwarding_is_unavailable() -> None:
     local, leader = FakeRaft(), FakeRaft()
     fwd = FakeForwarder(leader, [])
-    fwd.url = None  # leader here, or its client URL not published yet
+    fwd.up = False  # leader here, no leader known, or forwarding refused lately
     p = proposer(local, forwarder=fwd)
     await p.submit(put(b"k"))
     assert len(local.payloads) == 1 and fwd.calls == []
@@ -172,46 +173,118 @@ async def test_a_stalled_batch_lets_a_second_one_start() -> None:
     await p.close()
 
 
-def test_forward_endpoint_helpers() -> None:
+def test_forwardable_requests_and_revisions() -> None:
     assert valid_requests([put(b"k"), {"op": "lease_grant", "id": 1, "ttl": 5}])
     assert not valid_requests([{"op": "lease_expire", "leases": [[1, 0]]}])
     assert not valid_requests({"op": "put"}) and not valid_requests(["put"])
-    a, b = ForwardSigner("a" * 32), ForwardSigner("b" * 32)
-    sig = a.sign_request(b"batch")
-    assert a.request_ok(sig, b"batch") and not a.request_ok(sig, b"batch!") and not b.request_ok(sig, b"batch")
-    answer = a.sign_answer(sig, 200, b"ok")
-    assert a.answer_ok(answer, sig, 200, b"ok")
-    assert not a.answer_ok(answer, sig, 503, b"ok") and not a.answer_ok(answer, sig, 200, b"ko")
-    assert not a.answer_ok(answer, a.sign_request(b"other"), 200, b"ok")  # bound to its request
     assert max_revision([{"revision": 4}, {"error": [3, "x"]}, {"revision": 7}]) == 7
 
 
-def test_forwarding_starts_once_every_member_published_its_client_url() -> None:
-    from kvstore.forward import Forwarder
+def test_the_leader_refuses_what_a_proposer_never_forwards() -> None:
+    answers: list[dict[str, Any]] = []
+    good = {"c": b"f", "s": 3, "r": [put(b"k")], "t": 1.0}
+    batch = parse_forward(good, answers.append)
+    assert batch is not None and (batch.client, batch.seq, batch.requests, batch.timeout) == (b"f", 3, [put(b"k")], 1.0)
+    for bad in ({**good, "r": [{"op": "lease_expire", "leases": [[1, 0]]}]}, {**good, "c": "text"},
+                {**good, "s": True}, {**good, "t": None}, {"c": b"f"}):
+        assert parse_forward(bad, answers.append) is None
+    assert len(answers) == 5 and all(REFUSED in a for a in answers)
 
-    members: dict[str, str] = {}
-    leader = ["10.0.0.1:2380"]
-    fwd = Forwarder(self_addr="10.0.0.2:2380",
-                    peer_names={"10.0.0.1:2380": "m1", "10.0.0.2:2380": "m2", "10.0.0.3:2380": "m3"},
-                    leader=lambda: leader[0], members=lambda: members, secret="s" * 32,
+
+def test_outstanding_batches_are_answered_once_and_never_forgotten_silently() -> None:
+    out = OutstandingForwards(max_age=10.0)
+    got: dict[str, list[dict[str, Any]]] = {"a": [], "b": [], "c": []}
+    leader_a, leader_b = object(), object()
+    ra = out.add(leader_a, got["a"].append, now=0.0)
+    rb = out.add(leader_a, got["b"].append, now=5.0)
+    out.answered(ra, {RESULTS: [1]})
+    out.answered(ra, {RESULTS: [2]})  # a duplicate answer is ignored
+    out.answered("not an id", {RESULTS: []})
+    assert got["a"] == [{RESULTS: [1]}] and len(out) == 1
+    rc = out.add(leader_b, got["c"].append, now=6.0)
+    out.leader_is(leader_b)  # the batch sent to leader_a is out of reach: unknown
+    assert list(got["b"][0]) == [UNKNOWN] and len(out) == 1
+    out.expire(now=15.0)
+    assert got["c"] == [] and len(out) == 1
+    out.expire(now=16.5)
+    assert list(got["c"][0]) == [UNKNOWN] and len(out) == 0
+    out.answered(rb, {RESULTS: []})
+    out.answered(rc, {RESULTS: []})
+    assert len(got["b"]) == 1 and len(got["c"]) == 1
+
+
+class FakePeer:
+    """The follower's Raft node: answers each forwarded batch with the next scripted answer."""
+
+    def __init__(self, answers: list[dict[str, Any] | None]) -> None:
+        self.answers = answers
+        self.leader: str | None = "10.0.0.1:2380"
+        self.sent: list[dict[str, Any]] = []
+
+    def leader_address(self) -> str | None:
+        return self.leader
+
+    def forward(self, batch: dict[str, Any], callback: Any) -> None:
+        self.sent.append(batch)
+        answer = self.answers.pop(0)
+        if answer is not None:  # None: the answer never comes
+            threading.Thread(target=callback, args=(answer,)).start()
+
+
+@pytest.mark.asyncio
+async def test_forwarder_maps_answers_to_outcomes() -> None:
+    from kvstore.threadsafe import LoopHandoff
+
+    peer = FakePeer([{RESULTS: [{"revision": 5}]}, {NOT_APPLIED: "not the leader"}, {UNKNOWN: "leader changed"},
+                     None, {RESULTS: []}, {REFUSED: "malformed"}])
+    fwd = Forwarder(self_addr="10.0.0.2:2380", raft=peer, handoff=LoopHandoff(asyncio.get_running_loop()),
                     wait_revision=lambda rev, timeout: asyncio.sleep(0))
-    members.update(m1="http://10.0.0.1:2379", m2="http://10.0.0.2:2379")
-    assert fwd.target() is None  # m3 may still run code whose state machine skips forwarded batches
-    members["m3"] = "http://10.0.0.3:2379"
-    assert fwd.target() == "http://10.0.0.1:2379"
-    leader[0] = "10.0.0.2:2380"
-    assert fwd.target() is None  # leading here: propose directly
-    leader[0] = None  # type: ignore[assignment]
-    assert fwd.target() is None
+    assert fwd.available()
+    assert await fwd.forward(b"me", 1, [put(b"k")], 2.0) == [{"revision": 5}]
+    assert peer.sent[0] == {"c": b"me", "s": 1, "r": [put(b"k")], "t": 2.0}
+    with pytest.raises(ForwardNotApplied):
+        await fwd.forward(b"me", 2, [put(b"k")], 2.0)
+    with pytest.raises(ForwardUnknown):
+        await fwd.forward(b"me", 3, [put(b"k")], 2.0)
+    with pytest.raises(ForwardUnknown):  # no answer in time
+        await fwd.forward(b"me", 4, [put(b"k")], 0.05)
+    with pytest.raises(ForwardUnknown):  # results that do not match the batch
+        await fwd.forward(b"me", 5, [put(b"k")], 2.0)
+    assert fwd.available()
+    with pytest.raises(ForwardNotApplied):
+        await fwd.forward(b"me", 6, [put(b"k")], 2.0)
+    assert not fwd.available()  # refused: writes go through Raft for a while
+    peer.leader = "10.0.0.2:2380"
+    fwd._disabled_until = 0.0
+    assert not fwd.available()  # leading here
+    peer.leader = None
+    assert not fwd.available()
 
 
-def test_replay_guard_admits_a_batch_once_within_the_window() -> None:
-    guard = ReplayGuard(window=30.0)
-    assert guard.admit("s1", sent_at=1000.0, now=1000.5)
-    assert not guard.admit("s1", sent_at=1000.0, now=1001.0)  # replayed
-    assert not guard.admit("s2", sent_at=960.0, now=1001.0)  # stale
-    assert not guard.admit("s3", sent_at=1040.0, now=1001.0)  # from the future
-    assert guard.admit("s4", sent_at=1029.0, now=1001.0)  # ahead, but within the skew
-    # Long after the window the memory is pruned, and the old batch is refused as stale anyway.
-    assert not guard.admit("s1", sent_at=1000.0, now=1200.0)
-    assert "s1" not in guard._seen and "s4" not in guard._seen
+@pytest.mark.asyncio
+async def test_the_leader_proposes_a_forwarded_batch_in_its_own_entry_and_answers_it() -> None:
+    raft = FakeRaft()
+    p = proposer(raft)
+    leading = [True]
+    outcomes: list[str] = []
+    intake = ForwardIntake(p, lambda: leading[0], on_outcome=outcomes.append)
+    answers: list[dict[str, Any]] = []
+    batch = parse_forward({"c": b"f", "s": 1, "r": [put(b"a"), put(b"b")], "t": 1.0}, answers.append)
+    assert batch is not None
+    intake.take(batch)
+    for _ in range(100):
+        if answers:
+            break
+        await asyncio.sleep(0.01)
+    assert answers == [{RESULTS: [{"revision": 2}, {"revision": 3}]}] and outcomes == ["committed"]
+    _c, _s, requests, forwarded = codec.decode_entry(raft.payloads[0])
+    assert requests == [] and forwarded == [(b"f", 1, [put(b"a"), put(b"b")])]
+    leading[0] = False
+    intake.take(batch)
+    for _ in range(100):
+        if len(answers) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert list(answers[1]) == [NOT_APPLIED] and outcomes[-1] == "not_leader"
+    await intake.close()
+    await p.close()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from dataclasses import dataclass
 from email.utils import formatdate
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 MAX_HEAD = 8190  # aiohttp's default limit for the request line and each header field
 IDLE_TIMEOUT = 75.0  # seconds an idle keep-alive connection stays open, as aiohttp's default
 _TERMINATOR = b"\r\n\r\n"
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # a header name (RFC 9110 token)
+_FORBIDDEN_IN_HEAD = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\n(?<!\r\n)|\r(?!\n)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +225,10 @@ class FastConnection(asyncio.Protocol):
         head_end = buf.find(_TERMINATOR, 0, MAX_HEAD + 4)
         if head_end < 0:
             return False if len(buf) > MAX_HEAD else None
-        lines = buf[:head_end].split(b"\r\n")
+        head = buf[:head_end]
+        if _FORBIDDEN_IN_HEAD.search(head):
+            return False  # control bytes, bare CR or LF: aiohttp's parser says what is wrong
+        lines = head.split(b"\r\n")
         parts = lines[0].split(b" ")
         if len(parts) != 3 or parts[0] != b"POST" or parts[2] != b"HTTP/1.1":
             return False
@@ -233,7 +239,7 @@ class FastConnection(asyncio.Protocol):
         keep_alive = True
         for line in lines[1:]:
             name, sep, value = line.partition(b":")
-            if not sep or not name or name[-1:] in b" \t" or name[:1] in b" \t":
+            if not sep or not _TOKEN.fullmatch(name):
                 return False
             name = name.lower()
             if name == b"content-length":

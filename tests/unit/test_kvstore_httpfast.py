@@ -138,7 +138,12 @@ async def test_a_request_split_into_single_bytes_is_assembled(harness: Harness) 
     post("/echo", b"abc", "Expect: 100-continue"),
     b"POST /echo HTTP/1.1\r\nHost: test\r\n\r\n",  # no Content-Length
     post("/echo", b"abc", "Content-Length: 3"),  # twice
-], ids=["get", "unknown-path", "query", "http10", "chunked-body", "expect", "no-length", "two-lengths"])
+    post("/echo", b"abc", "Bad Name: x"),
+    b"POST /echo HTTP/1.1\nHost: test\r\nContent-Length: 3\r\n\r\nabc",
+    post("/echo", b"abc", "X-Nul: a\x00b"),
+    post("/echo", b"abc", " folded: x"),
+], ids=["get", "unknown-path", "query", "http10", "chunked-body", "expect", "no-length", "two-lengths",
+        "header-name-with-space", "bare-lf", "nul-in-value", "obs-fold"])
 async def test_anything_else_goes_to_aiohttp_with_its_bytes(harness: Harness, request_bytes: bytes) -> None:
     reader, writer = await harness.connect()
     writer.write(request_bytes)

@@ -37,6 +37,10 @@ Output: JSON lines on stdout, one per measurement
 then one line per (bench, case, metric) measured on both systems with ``"system": "ratio"`` and
 ``"value"`` = pilothouse / etcd. Progress and diagnostics go to stderr.
 
+``--systems`` may also name ``pilothouse-nofsync``: the built-in store with ``--unsafe-no-fsync``
+(journal never synced; etcd 3.4 has no such switch). With it, ratio lines
+``pilothouse/pilothouse-nofsync`` tell what durability costs the built-in store.
+
 With ``--rounds N`` everything above runs N times (fresh clusters each time), alternating which
 system goes first; each round's ratio lines carry ``"round"``, and a last line per metric gives the
 median of the per-round ratios (``"summary": "median over rounds"``). On a shared 2-core machine the
@@ -48,7 +52,8 @@ by this load generator and by the 3 members together during the measured window:
 is near 1.0 the single-threaded client, not the server, is the limit.
 
 Usage: python3 bench/kvstore_bench.py [--only rss,put,range,watch,failover] [--duration S]
-                                       [--systems pilothouse,etcd] [--rounds N] [--peer-tls]
+                                       [--systems pilothouse,etcd,pilothouse-nofsync] [--rounds N]
+                                       [--peer-tls]
 """
 
 from __future__ import annotations
@@ -94,6 +99,9 @@ if str(REPO) not in sys.path:
 from tests.harness.kvcluster import KVCluster, free_ports, post_json  # noqa: E402
 
 PHASES = ("rss", "put", "range", "watch", "failover")
+SYSTEMS = ("pilothouse", "etcd", "pilothouse-nofsync")
+# Ratio lines: each pair both of whose systems ran, numerator first.
+RATIO_PAIRS = (("pilothouse", "etcd"), ("pilothouse", "pilothouse-nofsync"))
 VALUE_SIZE = 256
 PUT_KEYS = 10_000
 RSS_KEYS = 100_000
@@ -272,9 +280,12 @@ class PilothouseCluster(Cluster):
     system = "pilothouse"
     election_timeout = "0.4-0.8 s (kvstore default)"
 
-    def __init__(self, root: Path, peer_tls: PeerPKI | None = None) -> None:
+    def __init__(self, root: Path, peer_tls: PeerPKI | None = None, fsync: bool = True) -> None:
         extra = () if peer_tls is None else ("--peer-cert-file", str(peer_tls.cert), "--peer-key-file",
                                              str(peer_tls.key), "--peer-trusted-ca-file", str(peer_tls.ca))
+        if not fsync:
+            self.system = "pilothouse-nofsync"
+            extra += ("--unsafe-no-fsync",)
         self.kv = KVCluster(root, size=3, extra_args=extra)
         self.endpoints = self.kv.endpoints
 
@@ -822,8 +833,8 @@ PHASE_FUNCS = {"rss": phase_rss, "put": phase_put, "range": phase_range, "watch"
 
 async def run_system(system: str, root: Path, args: argparse.Namespace, bodies: Bodies) -> None:
     pki = PeerPKI(root / "pki") if args.peer_tls else None
-    cluster: Cluster = PilothouseCluster(root / system, pki) if system == "pilothouse" \
-        else EtcdCluster(root / system, args.etcd_bin, pki)
+    cluster: Cluster = EtcdCluster(root / system, args.etcd_bin, pki) if system == "etcd" \
+        else PilothouseCluster(root / system, pki, fsync=system != "pilothouse-nofsync")
     ACTIVE.append(cluster)
     log(f"{system}: starting 3 members on {cluster.endpoints}")
     try:
@@ -858,35 +869,36 @@ async def run_system(system: str, root: Path, args: argparse.Namespace, bodies: 
 
 
 def emit_ratios(results: list[dict[str, Any]], round_no: int | None = None) -> list[dict[str, Any]]:
-    """Print (and return) the pilothouse/etcd ratio of every metric both systems reported."""
+    """Print (and return) the ratio of every metric both systems of a RATIO_PAIRS pair reported."""
     by_key: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = {}
     for r in results:
         by_key.setdefault((r["bench"], r["case"], r["metric"]), {})[r["system"]] = r
     ratios = []
     for (bench, case, metric), d in by_key.items():
-        p, e = d.get("pilothouse"), d.get("etcd")
-        if not p or not e or not isinstance(p["value"], (int, float)) or not isinstance(e["value"], (int, float)):
-            continue
-        ratio = p["value"] / e["value"] if e["value"] else None
-        rec = {"bench": bench, "case": case, "system": "ratio", "metric": metric,
-               "value": round(ratio, 4) if ratio is not None else None, "unit": "pilothouse/etcd",
-               "pilothouse": p["value"], "etcd": e["value"], "of_unit": p["unit"]}
-        if round_no is not None:
-            rec["round"] = round_no
-        ratios.append(rec)
-        print(json.dumps(rec), flush=True)
+        for num, den in RATIO_PAIRS:
+            p, e = d.get(num), d.get(den)
+            if not p or not e or not isinstance(p["value"], (int, float)) or not isinstance(e["value"], (int, float)):
+                continue
+            ratio = p["value"] / e["value"] if e["value"] else None
+            rec = {"bench": bench, "case": case, "system": "ratio", "metric": metric,
+                   "value": round(ratio, 4) if ratio is not None else None, "unit": f"{num}/{den}",
+                   num: p["value"], den: e["value"], "of_unit": p["unit"]}
+            if round_no is not None:
+                rec["round"] = round_no
+            ratios.append(rec)
+            print(json.dumps(rec), flush=True)
     return ratios
 
 
 def emit_median_ratios(ratios: list[dict[str, Any]]) -> None:
     """One line per metric over all rounds: the median ratio, and each round's."""
-    by_key: dict[tuple[str, str, str], list[float]] = {}
+    by_key: dict[tuple[str, str, str, str], list[float]] = {}
     for r in ratios:
         if r["value"] is not None:
-            by_key.setdefault((r["bench"], r["case"], r["metric"]), []).append(r["value"])
-    for (bench, case, metric), values in by_key.items():
+            by_key.setdefault((r["bench"], r["case"], r["metric"], r["unit"]), []).append(r["value"])
+    for (bench, case, metric, unit), values in by_key.items():
         print(json.dumps({"bench": bench, "case": case, "system": "ratio", "metric": metric,
-                          "value": round(statistics.median(values), 4), "unit": "pilothouse/etcd",
+                          "value": round(statistics.median(values), 4), "unit": unit,
                           "summary": "median over rounds", "rounds": values}), flush=True)
 
 
@@ -898,7 +910,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default=",".join(PHASES),
                     help=f"comma-separated phases, run in this fixed order: {','.join(PHASES)}")
     ap.add_argument("--duration", type=float, default=8.0, help="seconds of measured load per throughput case")
-    ap.add_argument("--systems", default="pilothouse,etcd", help="comma-separated: pilothouse,etcd")
+    ap.add_argument("--systems", default="pilothouse,etcd",
+                    help="comma-separated: pilothouse, etcd, pilothouse-nofsync (--unsafe-no-fsync)")
     ap.add_argument("--etcd-bin", default=shutil.which("etcd") or "/usr/bin/etcd")
     ap.add_argument("--watch-member", choices=("follower", "leader"), default="follower",
                     help="member the watcher connects to (the writer always writes to the leader)")
@@ -915,8 +928,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown phase(s) {bad}; choose from {PHASES}")
     args.only = [p for p in PHASES if p in wanted]
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
-    if any(s not in ("pilothouse", "etcd") for s in systems):
-        ap.error("--systems takes pilothouse and/or etcd")
+    if any(s not in SYSTEMS for s in systems):
+        ap.error(f"--systems takes {', '.join(SYSTEMS)}")
     if not 0 < args.duration <= 60:
         ap.error("--duration must be in (0, 60]")
     if not 1 <= args.rounds <= 20:

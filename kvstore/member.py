@@ -69,6 +69,7 @@ class MemberConfig:
     client_cert_auth: bool = False
     advertise_client_url: str = ""
     peer_tls: PeerTLS | None = None
+    unsafe_no_fsync: bool = False
 
     @property
     def client_url(self) -> str:
@@ -144,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--advertise-client-url", default="",
                    help="client URL the member list shows for this member (default: --listen-client, "
                         "an unspecified host replaced by the --listen-peer host)")
+    p.add_argument("--unsafe-no-fsync", action="store_true",
+                   help="never fsync the Raft journal, as etcd's flag of that name: only to measure what durability "
+                        "costs; acknowledged writes can be lost when members crash")
     p.add_argument("--watch-progress-notify-interval", type=float, default=600.0, help="seconds between progress notifications")
     p.add_argument("--request-timeout", type=float, default=5.0, help="seconds before a write without an outcome fails")
     p.add_argument("--election-timeout", default="0.4,0.8", help="min,max election timeout in seconds")
@@ -195,7 +199,10 @@ def config_from_args(argv: list[str]) -> tuple[MemberConfig, str]:
         cert_file=args.cert_file, key_file=args.key_file, trusted_ca_file=args.trusted_ca_file,
         client_cert_auth=args.client_cert_auth, advertise_client_url=args.advertise_client_url,
         peer_tls=PeerTLS(*peer_tls_files) if all(peer_tls_files) else None,
+        unsafe_no_fsync=args.unsafe_no_fsync,
     )
+    if cfg.unsafe_no_fsync:
+        log.warning("--unsafe-no-fsync: the journal is never synced; a crash can lose acknowledged writes")
     return cfg, args.log_level
 
 
@@ -271,7 +278,8 @@ class Member:
 
         self.raft = RaftNode(
             RaftConfig(self_addr=cfg.peer_addr, peers=peers, data_dir=cfg.data_dir, secret=cfg.peer_secret,
-                       election_timeout=cfg.election_timeout, peer_tls=cfg.peer_tls),
+                       election_timeout=cfg.election_timeout, peer_tls=cfg.peer_tls,
+                       fsync=not cfg.unsafe_no_fsync),
             machine, on_state_change=self._state_changed, on_fsync=self._fsync.observe,
             on_tick_end=tick_end, on_forwarded=self._batch_forwarded)
         forwarder = Forwarder(self_addr=cfg.peer_addr, raft=self.raft, handoff=handoff,

@@ -95,6 +95,7 @@ class RaftConfig:
     snapshot_entries: int = 20000
     max_frame: int = DEFAULT_MAX_FRAME
     socket_buffer: int = 1 << 20  # SO_SNDBUF/SO_RCVBUF of peer connections
+    fsync: bool = True  # False: the journal is never synced (--unsafe-no-fsync, for measuring its cost)
     peer_tls: PeerTLS | None = None  # mutual TLS under the peer connections (peertls.py)
 
 
@@ -296,7 +297,7 @@ class RaftNode(SyncObj):  # type: ignore[misc]
         self._forward_replies: deque[tuple[Any, Any, Answer]] = deque()  # any thread
         self._outstanding = OutstandingForwards()
         self._forward_leader: Any = None
-        _install_journal_factory(functools.partial(DurableJournal, on_fsync=on_fsync))
+        _install_journal_factory(functools.partial(DurableJournal, on_fsync=on_fsync, fsync=cfg.fsync))
         _tune_peer_encoding()
         low, high = cfg.election_timeout
         conf = SyncObjConf(

@@ -69,3 +69,22 @@ def test_sync_reports_fsync_latency_once_per_group(tmp_path: Path) -> None:
     j.sync()  # nothing new: no second fsync
     assert len(seen) == 1
     j._destroy()
+
+
+def test_without_fsync_records_are_written_but_never_synced(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # --unsafe-no-fsync: for measuring what durability costs. The records still reach the file.
+    synced: list[int] = []
+    monkeypatch.setattr(os, "fdatasync", lambda fd: synced.append(fd))
+    path = str(tmp_path / "j")
+    j = DurableJournal(path, on_fsync=lambda seconds: synced.append(-1), fsync=False)
+    for i in range(1, 4):
+        j.add(b"entry-%d" % i, i, 1)
+        j.sync()
+    assert synced == []
+    j._destroy()
+    k = DurableJournal(path)
+    assert [e[1] for e in k] == [1, 2, 3]
+    k.add(b"entry-4", 4, 1)
+    k.sync()
+    assert len(synced) == 1  # the default syncs again
+    k._destroy()

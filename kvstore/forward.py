@@ -211,6 +211,9 @@ class ForwardIntake:
             self._answer(batch, "unknown", {UNKNOWN: errors.request_timed_out().message})
         except EtcdError as err:
             self._answer(batch, "unknown", {UNKNOWN: err.message})
+        except Exception as exc:  # noqa: BLE001 - a bug; the follower still gets an answer
+            log.exception("forwarded batch failed")
+            self._answer(batch, "unknown", {UNKNOWN: f"{type(exc).__name__}: {exc}"})
         else:
             self._answer(batch, "committed", {RESULTS: results})
 

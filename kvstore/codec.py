@@ -5,7 +5,7 @@ A log entry is one batch of client requests (group commit)::
     {"c": <proposer id: bytes>, "s": <proposer sequence: int>, "r": [<request dict>, ...],
      "f": [[<proposer id>, <sequence>, [<request dict>, ...]], ...]}   # optional
 
-``f`` carries batches that followers forwarded to the leader over the client port; each keeps its
+``f`` carries batches that followers forwarded to the leader (forward.py); each keeps its
 own (id, sequence), so a forwarded batch retried through another entry is still applied once.
 
 Requests and results are plain dicts of bytes/ints/bools/lists. KeyValue records inside results

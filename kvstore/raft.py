@@ -61,10 +61,10 @@ from pysyncobj.journal import createJournal as _original_create_journal
 from pysyncobj.syncobj import _COMMAND_TYPE, _RAFT_STATE
 from pysyncobj.transport import TCPTransport
 
-from .journal import DurableJournal, fsync_dir
-from .peertls import PeerTLS, PeerTLSConnections
 from .forward import (NOT_APPLIED as FORWARD_NOT_APPLIED, REFUSED, RESULTS, UNKNOWN as FORWARD_UNKNOWN, Answer,
                       AnswerCallback, ForwardedBatch, OutstandingForwards, parse_forward)
+from .journal import DurableJournal, fsync_dir
+from .peertls import PeerTLS, PeerTLSConnections
 from .peerwire import PeerCipher, StoredDeflate
 from .readindex import ReadCallback, ReadRounds, RemoteReads
 

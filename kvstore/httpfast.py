@@ -125,7 +125,7 @@ class FastConnection(asyncio.Protocol):
     def __init__(self, server: FastPath) -> None:
         self._server = server
         self._transport: asyncio.Transport | None = None
-        self._buf = b""
+        self._buf = bytearray()  # appended in place: a large body arriving in many reads is not recopied
         self._busy = False  # a request is being handled; later ones wait in the buffer
         self._eof = False
         self._write_paused = False
@@ -150,7 +150,7 @@ class FastConnection(asyncio.Protocol):
             self._idle_timer = None
 
     def data_received(self, data: bytes) -> None:
-        self._buf = self._buf + data if self._buf else data
+        self._buf += data
         self._last_active = self._loop.time()
         if len(self._buf) > self._buffer_limit and not self._read_paused and self._transport is not None:
             # A client pipelining faster than it reads answers: never hold more than one request.
@@ -208,8 +208,8 @@ class FastConnection(asyncio.Protocol):
         if request is False:
             self._hand_over()
             return
-        body = self._buf[request.body_start:request.body_end]
-        self._buf = self._buf[request.body_end:]
+        body = bytes(self._buf[request.body_start:request.body_end])
+        del self._buf[:request.body_end]
         if self._read_paused and len(self._buf) <= self._buffer_limit:
             transport.resume_reading()
             self._read_paused = False
@@ -225,7 +225,7 @@ class FastConnection(asyncio.Protocol):
         head_end = buf.find(_TERMINATOR, 0, MAX_HEAD + 4)
         if head_end < 0:
             return False if len(buf) > MAX_HEAD else None
-        head = buf[:head_end]
+        head = bytes(buf[:head_end])
         if _FORBIDDEN_IN_HEAD.search(head):
             return False  # control bytes, bare CR or LF: aiohttp's parser says what is wrong
         lines = head.split(b"\r\n")
@@ -298,7 +298,7 @@ class FastConnection(asyncio.Protocol):
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
         self._transport = None
-        buf, self._buf = self._buf, b""
+        buf, self._buf = bytes(self._buf), bytearray()
         if buf:
             protocol.data_received(buf)
         if self._eof:
